@@ -1,0 +1,57 @@
+import math
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from textbook_lm import leaderboard, ngram, plot
+from textbook_lm.data import tinylang
+
+
+def test_heatmap_labels_and_checks_shape():
+    fig = plot.heatmap(np.arange(6).reshape(2, 3), ["a", "b"], ["x", "y", "z"], title="t")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert len(ax.texts) == 5                       # zeros are not annotated
+    with pytest.raises(ValueError, match="does not match"):
+        plot.heatmap(np.zeros((2, 2)), ["a"], ["x", "y"])
+
+
+def test_curves_and_bars_return_figures():
+    fig = plot.curves({"train": ([1, 2], [3, 2]), "valid": ([1, 2], [3.5, 3])}, hlines={"floor": 1.0})
+    assert len(fig.axes[0].lines) == 3
+    fig = plot.training_curves([0, 10, 20], [3, 2, 1.5], [3.2, 2.4, 2.0], tokens_per_step=100)
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2
+    fig = plot.bars(["a", "b"], [10, 100], reference={"ref": 50}, log=True)
+    assert len(fig.axes[0].patches) == 2
+    fig = plot.accuracy_vs_distance([1, 2, 3], {"m": [1.0, 0.9, 0.5]}, windows={"m": 2})
+    assert fig.axes[0].get_ylim()[1] == pytest.approx(1.05)
+
+
+def test_stored_tinylang_entries_reproduce_exactly():
+    board = leaderboard.load()
+    sp = tinylang.benchmark()
+    floor = board.floor("tinylang")
+    assert floor.cross_entropy == pytest.approx(tinylang.entropy_rate(sp.test, sp.test_logprob), abs=1e-12)
+    for n in (1, 3, 5):
+        e = board.get(f"{ngram.ORDER_NAMES[n]} Kneser-Ney", "tinylang")
+        s = ngram.fit(sp.train, n, "kn").score(sp.test)
+        assert (e.nll, e.n_tokens) == (pytest.approx(s.nll, rel=1e-12), s.n_tokens)
+        assert e.command.startswith("python -m textbook_lm.leaderboard reproduce")
+
+
+def test_leaderboard_add_table_chart_roundtrip(tmp_path):
+    b = leaderboard.Leaderboard(path=tmp_path / "lb.json")
+    e = leaderboard.Entry("m", "wikitext-2", "test", 1000.0, 200, 10, 1.0, 1, "cmd")
+    b.add(e)
+    b.add(leaderboard.Entry("m", "wikitext-2", "test", 900.0, 200, 10, 1.0, 1, "cmd"))   # replaces
+    assert len(b.entries) == 1 and b.get("m", "wikitext-2").nll == 900.0
+    b.save()
+    again = leaderboard.load(tmp_path / "lb.json")
+    assert again.get("m", "wikitext-2").perplexity == pytest.approx(math.exp(4.5))
+    assert "AWD-LSTM" in again.table("wikitext-2")
+    fig = again.chart("wikitext-2")
+    assert len(fig.axes[0].patches) == 1
+    with pytest.raises(KeyError):
+        again.get("nope", "wikitext-2")

@@ -1,0 +1,109 @@
+"""Tools for the book's notebooks: the shared setup cell and notebook metadata.
+
+``python -m textbook_lm.book stamp`` rewrites the first code cell of every notebook in
+``book/`` from :data:`SETUP_TEMPLATE` (the repository URL comes from ``_config.yml``, the
+one place it is set) and makes the notebook metadata ask Colab for a GPU.
+``python -m textbook_lm.book check`` exits non-zero if any notebook differs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["SETUP_TEMPLATE", "setup_cell_source", "repository_url", "stamp", "check", "COLAB_METADATA"]
+
+SETUP_TEMPLATE = '''\
+# Setup: this same cell opens every chapter (written by `python -m textbook_lm.book stamp`).
+# It installs the book's package only where it is missing (e.g. on Colab), then imports it.
+import importlib.util, subprocess, sys
+if importlib.util.find_spec("textbook_lm") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "textbook_lm @ git+{repo_url}"], check=True)
+import textbook_lm as tlm
+tlm.seed(0)
+print(f"textbook_lm {{tlm.__version__}} | device: {{tlm.device()}}")'''
+
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
+
+
+def _root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "_config.yml").is_file() and (d / "book").is_dir():
+            return d
+    raise FileNotFoundError(f"no book root (a folder with _config.yml and book/) at or above {here}")
+
+
+def repository_url(root: Path | None = None) -> str:
+    import yaml
+
+    cfg = yaml.safe_load((_root(root) / "_config.yml").read_text(encoding="utf-8"))
+    return cfg["repository"]["url"].rstrip("/")
+
+
+def setup_cell_source(root: Path | None = None) -> str:
+    return SETUP_TEMPLATE.format(repo_url=repository_url(root))
+
+
+def _notebooks(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "book").glob("*.ipynb"))
+
+
+def _first_code_cell(nb: dict) -> dict | None:
+    return next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+
+
+def check(root: Path | None = None) -> list[str]:
+    """Problems found: notebooks whose setup cell or Colab metadata differ from the template."""
+    root = _root(root)
+    want, problems = setup_cell_source(root), []
+    for p in _notebooks(root):
+        nb = json.loads(p.read_text(encoding="utf-8"))
+        cell = _first_code_cell(nb)
+        if cell is None or "".join(cell["source"]) != want:
+            problems.append(f"{p.name}: first code cell is not the stamped setup cell")
+        for k, v in COLAB_METADATA.items():
+            if nb.get("metadata", {}).get(k) != v:
+                problems.append(f"{p.name}: metadata {k!r} should be {v!r}")
+    return problems
+
+
+def stamp(root: Path | None = None) -> list[Path]:
+    """Write the setup cell and metadata into every notebook; returns the notebooks changed."""
+    root = _root(root)
+    want, changed = setup_cell_source(root), []
+    for p in _notebooks(root):
+        text = p.read_text(encoding="utf-8")
+        nb = json.loads(text)
+        cell = _first_code_cell(nb)
+        if cell is None:
+            cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": []}
+            nb["cells"].insert(0, cell)
+        if "".join(cell["source"]) != want:
+            cell["source"] = want.splitlines(keepends=True)
+        nb.setdefault("metadata", {}).update(COLAB_METADATA)
+        new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        if new != text:
+            p.write_text(new, encoding="utf-8")
+            changed.append(p)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.book", description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["stamp", "check"])
+    args = ap.parse_args(argv)
+    if args.command == "stamp":
+        for p in stamp():
+            print(f"stamped {p}")
+        return 0
+    problems = check()
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

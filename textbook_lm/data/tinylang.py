@@ -1,0 +1,289 @@
+"""TinyLang: a small synthetic English-like language whose true probabilities are known.
+
+Sentences come from a probabilistic grammar with subject-verb number agreement across
+relative clauses nested up to ``max_depth`` deep::
+
+    S     -> NP[n] VP[n]                    n ~ {singular, plural}
+    NP[n] -> Det[n] (Adj) N[n] (RC[n])      RC only while depth < max_depth
+    RC[n] -> "that" VP[n]                   subject relative: "the dog that chases cats"
+           | "that" NP[m] Vt[m]             object relative:  "the dog that the cats chase"
+    VP[n] -> (Adv) Vi[n] | (Adv) Vt[n] NP[m]
+
+The grammar is unambiguous (every choice can be read off the words), so the probability
+of a sentence is the product of the probabilities of the choices that made it. The
+generator reports that exact log-probability, and :meth:`TinyLang.logprob` recovers it
+from the words alone (``-inf`` for a string the grammar cannot make). Averaging over a
+held-out set gives its exact entropy rate, the floor no model can beat in expectation.
+
+Convention: every sentence ends with one ``<eos>`` token, which is counted as a token
+when computing rates (it is certain under the grammar, so it adds 0 nats but 1 token).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+__all__ = ["TinyLang", "Sentence", "MinimalPair", "Splits", "entropy_rate", "benchmark", "EOS"]
+
+EOS = "<eos>"
+SG, PL = 0, 1
+
+_NOUNS = [("dog", "dogs"), ("cat", "cats"), ("bird", "birds"), ("horse", "horses"), ("farmer", "farmers"),
+          ("teacher", "teachers"), ("child", "children"), ("king", "kings"), ("doctor", "doctors"),
+          ("student", "students"), ("poet", "poets"), ("sailor", "sailors"), ("fox", "foxes"),
+          ("wolf", "wolves"), ("girl", "girls"), ("boy", "boys")]
+_INTRANSITIVE = [("sleeps", "sleep"), ("runs", "run"), ("laughs", "laugh"), ("sings", "sing"),
+                 ("waits", "wait"), ("smiles", "smile"), ("falls", "fall"), ("swims", "swim")]
+_TRANSITIVE = [("sees", "see"), ("likes", "like"), ("chases", "chase"), ("helps", "help"),
+               ("follows", "follow"), ("knows", "know"), ("loves", "love"), ("watches", "watch")]
+_ADJECTIVES = ["old", "young", "small", "big", "happy", "quiet", "clever", "brave", "lazy", "red"]
+_ADVERBS = ["often", "never", "always", "also"]
+_DETS = (["the", "a", "this", "every"], ["the", "some", "these", "many"])  # "the" has probability 1/2
+
+
+def _zipf(k: int) -> list[float]:
+    w = [1.0 / (r + 1) for r in range(k)]
+    s = sum(w)
+    return [x / s for x in w]
+
+
+class _Reject(Exception):
+    """The words cannot be produced by the grammar."""
+
+
+@dataclass
+class Sentence:
+    tokens: list[str]                   # without <eos>
+    logprob: float                      # natural log of the exact probability
+    agreements: list[tuple[int, int, int, str]] = field(default_factory=list)
+    # (noun position, verb position, number 0=sg/1=pl, kind: 'main' | 'subject-rc' | 'object-rc')
+
+
+@dataclass
+class MinimalPair:
+    good: list[str]
+    bad: list[str]       # same sentence with the agreeing verb's number flipped
+    distance: int        # verb position minus subject-noun position (1 = adjacent)
+    number: int
+
+
+class _Sampler:
+    """Walks the grammar by sampling each choice."""
+
+    def __init__(self, rng: random.Random):
+        self.rng, self.tokens, self.logprob, self.agreements = rng, [], 0.0, []
+
+    def choose(self, probs, infer) -> int:
+        k = self.rng.choices(range(len(probs)), weights=probs)[0]
+        self.logprob += math.log(probs[k])
+        return k
+
+    def word(self, options, probs) -> str:
+        k = self.choose(probs, None)
+        self.tokens.append(options[k])
+        return options[k]
+
+
+class _Reader:
+    """Walks the grammar by reading each choice off the given words."""
+
+    def __init__(self, tokens):
+        self.tokens, self.i, self.logprob, self.agreements = list(tokens), 0, 0.0, []
+
+    def peek(self, k: int = 0):
+        j = self.i + k
+        return self.tokens[j] if j < len(self.tokens) else None
+
+    def choose(self, probs, infer) -> int:
+        k = infer(self)
+        if k is None or probs[k] == 0.0:
+            raise _Reject
+        self.logprob += math.log(probs[k])
+        return k
+
+    def word(self, options, probs) -> str:
+        tok = self.peek()
+        if tok not in options:
+            raise _Reject
+        self.logprob += math.log(probs[options.index(tok)])
+        self.i += 1
+        return tok
+
+
+class TinyLang:
+    """A probabilistic grammar with long-range number agreement (see the module docstring).
+
+    Args:
+        max_depth: how deeply relative clauses may nest (0 = none).
+        rc_prob: probability that a noun phrase gets a relative clause at each depth
+            (one value per depth < ``max_depth``, or one value for all; default 0.45 in the
+            main clause and 0.3 deeper).
+        adj_prob, adv_prob: probabilities of an adjective before a noun / an adverb before a verb.
+        object_rc_prob: share of relative clauses that are object relatives.
+        transitive_prob: probability that a verb phrase is transitive.
+    """
+
+    def __init__(self, max_depth: int = 2, rc_prob: float | tuple[float, ...] | None = None,
+                 adj_prob: float = 0.3, adv_prob: float = 0.15, object_rc_prob: float = 0.5,
+                 transitive_prob: float = 0.5):
+        if max_depth < 0:
+            raise ValueError(f"max_depth must be >= 0, got {max_depth}")
+        if rc_prob is None:     # default: 0.45 in the main clause, 0.3 inside relative clauses
+            rc_prob = (0.45,) + (0.3,) * (max_depth - 1) if max_depth else ()
+        rc = (rc_prob,) * max_depth if isinstance(rc_prob, (int, float)) else tuple(rc_prob)
+        if len(rc) != max_depth:
+            raise ValueError(f"rc_prob needs one value per depth (max_depth={max_depth}), got {rc}")
+        for p in (*rc, adj_prob, adv_prob, object_rc_prob, transitive_prob):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"probabilities must lie in [0, 1], got {p}")
+        self.max_depth, self.rc_prob = max_depth, rc
+        self.adj_prob, self.adv_prob = adj_prob, adv_prob
+        self.object_rc_prob, self.transitive_prob = object_rc_prob, transitive_prob
+        self.nouns = ([s for s, _ in _NOUNS], [p for _, p in _NOUNS])
+        self.vi = ([s for s, _ in _INTRANSITIVE], [p for _, p in _INTRANSITIVE])
+        self.vt = ([s for s, _ in _TRANSITIVE], [p for _, p in _TRANSITIVE])
+        self.p_noun, self.p_vi, self.p_vt = _zipf(len(_NOUNS)), _zipf(len(_INTRANSITIVE)), _zipf(len(_TRANSITIVE))
+        self.p_adj, self.p_adv = _zipf(len(_ADJECTIVES)), [1 / len(_ADVERBS)] * len(_ADVERBS)
+        self.p_det = [0.5] + [0.5 / 3] * 3
+        # the form that flips a verb's number, used to build minimal pairs
+        self.flip = {}
+        for sg, pl in _INTRANSITIVE + _TRANSITIVE:
+            self.flip[sg], self.flip[pl] = pl, sg
+
+    @property
+    def vocab(self) -> list[str]:
+        """All words the grammar can produce, plus ``<eos>``."""
+        words = set(_ADJECTIVES + _ADVERBS + ["that"] + _DETS[0] + _DETS[1])
+        for pair in _NOUNS + _INTRANSITIVE + _TRANSITIVE:
+            words.update(pair)
+        return sorted(words) + [EOS]
+
+    # ------------------------------------------------------------------ the grammar
+    def _sentence(self, w) -> None:
+        number = w.choose([0.5, 0.5], lambda r: self._np_number(r, 0))
+        head = self._np(w, number, 0)
+        self._vp(w, number, 0, head, "main")
+
+    def _np_number(self, r: _Reader, k: int):
+        """Number of the noun phrase starting k words ahead: read it off its noun."""
+        if r.peek(k) not in _DETS[0] + _DETS[1]:
+            return None
+        k += 1
+        if r.peek(k) in _ADJECTIVES:
+            k += 1
+        tok = r.peek(k)
+        return SG if tok in self.nouns[SG] else PL if tok in self.nouns[PL] else None
+
+    def _np(self, w, number: int, depth: int) -> int:
+        """Noun phrase; returns the position of its head noun."""
+        w.word(_DETS[number], self.p_det)
+        if w.choose([1 - self.adj_prob, self.adj_prob], lambda r: int(r.peek() in _ADJECTIVES)):
+            w.word(_ADJECTIVES, self.p_adj)
+        head = len(w.tokens) if isinstance(w, _Sampler) else w.i
+        w.word(self.nouns[number], self.p_noun)
+        p = self.rc_prob[depth] if depth < self.max_depth else 0.0
+        if w.choose([1 - p, p], lambda r: int(r.peek() == "that")):
+            w.word(["that"], [1.0])
+            obj = w.choose([1 - self.object_rc_prob, self.object_rc_prob],
+                           lambda r: int(r.peek() in _DETS[0] + _DETS[1]))
+            if obj:   # object relative: the clause's own subject agrees with its verb
+                m = w.choose([0.5, 0.5], lambda r: self._np_number(r, 0))
+                sub = self._np(w, m, depth + 1)
+                self._verb(w, self.vt, self.p_vt, sub, m, "object-rc")
+            else:     # subject relative: the head noun is the clause's subject
+                self._vp(w, number, depth + 1, head, "subject-rc")
+        return head
+
+    def _verb(self, w, options, probs, noun_pos: int, number: int, kind: str) -> None:
+        verb_pos = len(w.tokens) if isinstance(w, _Sampler) else w.i
+        w.word(options[number], probs)
+        w.agreements.append((noun_pos, verb_pos, number, kind))
+
+    def _vp(self, w, number: int, depth: int, subject_pos: int, kind: str) -> None:
+        if w.choose([1 - self.adv_prob, self.adv_prob], lambda r: int(r.peek() in _ADVERBS)):
+            w.word(_ADVERBS, self.p_adv)
+        trans = w.choose([1 - self.transitive_prob, self.transitive_prob],
+                         lambda r: 0 if r.peek() in self.vi[0] + self.vi[1] else 1 if r.peek() in self.vt[0] + self.vt[1] else None)
+        if not trans:
+            self._verb(w, self.vi, self.p_vi, subject_pos, number, kind)
+        else:
+            self._verb(w, self.vt, self.p_vt, subject_pos, number, kind)
+            m = w.choose([0.5, 0.5], lambda r: self._np_number(r, 0))
+            self._np(w, m, depth)
+
+    # ------------------------------------------------------------------ public API
+    def sample(self, n: int, seed: int = 0) -> list[Sentence]:
+        """``n`` sentences, deterministic given ``seed``, each with its exact log-probability."""
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            s = _Sampler(rng)
+            self._sentence(s)
+            out.append(Sentence(s.tokens, s.logprob, s.agreements))
+        return out
+
+    def logprob(self, tokens: list[str]) -> float:
+        """Exact natural-log probability of a sentence (without ``<eos>``); ``-inf`` if ungrammatical."""
+        toks = list(tokens)
+        if toks and toks[-1] == EOS:
+            toks = toks[:-1]
+        r = _Reader(toks)
+        try:
+            self._sentence(r)
+        except _Reject:
+            return -math.inf
+        return r.logprob if r.i == len(toks) else -math.inf
+
+    def minimal_pairs(self, distance: int, n: int, seed: int = 0, max_samples: int = 400_000) -> list[MinimalPair]:
+        """``n`` grammatical sentences whose main subject and verb are ``distance`` words apart,
+        each paired with the same sentence with the main verb's number flipped (ungrammatical).
+
+        Sentences are drawn from the grammar itself (rejection sampling), so the probe uses
+        the same distribution the models are trained on.
+        """
+        if distance < 1:
+            raise ValueError(f"distance must be >= 1, got {distance}")
+        rng = random.Random(seed * 7919 + distance)
+        pairs, tries = [], 0
+        while len(pairs) < n:
+            tries += 1
+            if tries > max_samples:
+                raise RuntimeError(f"only {len(pairs)} of {n} sentences with distance {distance} found "
+                                   f"in {max_samples} samples; lower n or raise rc_prob/max_depth")
+            s = _Sampler(rng)
+            self._sentence(s)
+            noun, verb, number, _ = next(a for a in s.agreements if a[3] == "main")
+            if verb - noun != distance:
+                continue
+            bad = list(s.tokens)
+            bad[verb] = self.flip[bad[verb]]
+            pairs.append(MinimalPair(list(s.tokens), bad, distance, number))
+        return pairs
+
+
+@dataclass
+class Splits:
+    train: list[list[str]]
+    valid: list[list[str]]
+    test: list[list[str]]
+    valid_logprob: list[float]
+    test_logprob: list[float]
+
+
+def entropy_rate(sentences: list[list[str]], logprobs: list[float]) -> float:
+    """Exact cross-entropy of the true grammar on these sentences, in nats per token.
+
+    Tokens are the words plus one ``<eos>`` per sentence; this is the floor for any model
+    scored with :func:`textbook_lm.metrics.score` on the same sentences.
+    """
+    n_tokens = sum(len(s) + 1 for s in sentences)
+    return -sum(logprobs) / n_tokens
+
+
+def benchmark(n_train: int = 20_000, n_valid: int = 2_000, n_test: int = 2_000) -> Splits:
+    """The book's TinyLang benchmark: fixed grammar, fixed seeds (1, 2, 3) for the three splits."""
+    lang = TinyLang()
+    tr, va, te = lang.sample(n_train, seed=1), lang.sample(n_valid, seed=2), lang.sample(n_test, seed=3)
+    return Splits([s.tokens for s in tr], [s.tokens for s in va], [s.tokens for s in te],
+                  [s.logprob for s in va], [s.logprob for s in te])

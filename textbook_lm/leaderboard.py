@@ -1,0 +1,191 @@
+"""The book's running leaderboard: every language model, scored the same way, in one table.
+
+Entries live in ``textbook_lm/results/leaderboard.json`` (shipped with the package, so a
+chapter shows earlier chapters' models without re-running them). Each entry names the
+command that reproduces it; ``python -m textbook_lm.leaderboard reproduce`` reruns them
+all and rewrites the file (``reproduce ngram`` reruns one source).
+
+Scores follow :mod:`textbook_lm.metrics`: total NLL in nats over ``n_tokens`` predicted
+tokens (``<eos>`` included). Published figures ("anchors") are printed beside ours; they
+come from other data or other setups where noted, so read them as landmarks, not rivals.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from textbook_lm import plot
+
+__all__ = ["Entry", "Anchor", "ANCHORS", "SOURCES", "Leaderboard", "load", "DEFAULT_PATH", "reproduce"]
+
+DEFAULT_PATH = Path(__file__).with_name("results") / "leaderboard.json"
+
+# name -> "module:function" returning a list of Entry; one per chapter that trains models
+SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries"}
+
+
+@dataclass
+class Entry:
+    model: str
+    benchmark: str          # "tinylang", "wikitext-2", "tinyshakespeare", ...
+    split: str              # "test" unless noted
+    nll: float              # total negative log-likelihood, nats
+    n_tokens: int           # predicted tokens (<eos> included)
+    params: int             # stored numbers (weights, or n-gram probabilities)
+    train_time_s: float     # on the machine that produced the entry
+    chapter: int
+    command: str            # reproduces this entry
+    kind: str = "model"     # "model" or "floor" (the true distribution, for synthetic data)
+    note: str = ""
+
+    @property
+    def cross_entropy(self) -> float:
+        """Nats per token."""
+        return self.nll / self.n_tokens
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.cross_entropy)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.cross_entropy / math.log(2)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    benchmark: str
+    model: str
+    perplexity: float
+    source: str
+    note: str = ""
+
+
+ANCHORS = [
+    Anchor("ptb", "Kneser-Ney 5-gram", 141.2, "Mikolov et al. 2011 (Empirical evaluation and combination of advanced LM techniques)"),
+    Anchor("ptb", "feed-forward NNLM", 140.0, "Mikolov et al. 2011", "approximate"),
+    Anchor("ptb", "RNN-LM", 124.7, "Mikolov et al. 2011"),
+    Anchor("ptb", "LSTM (large)", 78.4, "Zaremba et al. 2014"),
+    Anchor("ptb", "AWD-LSTM", 57.3, "Merity et al. 2018"),
+    Anchor("ptb", "GPT-2 1.5B (zero-shot)", 35.76, "Radford et al. 2019"),
+    Anchor("wikitext-2", "LSTM", 99.3, "Grave et al. 2017 (Improving neural LMs with a continuous cache)"),
+    Anchor("wikitext-2", "AWD-LSTM", 65.8, "Merity et al. 2018"),
+    Anchor("wikitext-2", "GPT-2 1.5B (zero-shot)", 18.34, "Radford et al. 2019"),
+]
+
+
+@dataclass
+class Leaderboard:
+    entries: list[Entry] = field(default_factory=list)
+    path: Path = DEFAULT_PATH
+
+    def add(self, entry: Entry) -> None:
+        """Add or replace (same model, benchmark and split) an entry."""
+        self.entries = [e for e in self.entries
+                        if (e.model, e.benchmark, e.split) != (entry.model, entry.benchmark, entry.split)]
+        self.entries.append(entry)
+
+    def get(self, model: str, benchmark: str, split: str = "test") -> Entry:
+        for e in self.entries:
+            if (e.model, e.benchmark, e.split) == (model, benchmark, split):
+                return e
+        raise KeyError(f"no entry for {model!r} on {benchmark}/{split}; have: "
+                       f"{[(e.model, e.benchmark) for e in self.entries]}")
+
+    def select(self, benchmark: str, split: str = "test", kind: str | None = "model") -> list[Entry]:
+        return [e for e in self.entries if e.benchmark == benchmark and e.split == split
+                and (kind is None or e.kind == kind)]
+
+    def floor(self, benchmark: str, split: str = "test") -> Entry | None:
+        return next(iter(self.select(benchmark, split, kind="floor")), None)
+
+    def save(self, path: Path | None = None) -> None:
+        p = Path(path or self.path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        rows = [asdict(e) for e in sorted(self.entries, key=lambda e: (e.benchmark, e.chapter, e.kind, e.model))]
+        p.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def table(self, benchmark: str, split: str = "test", anchors: bool = True) -> str:
+        """A plain-text table: our models (best last), the floor, then published anchors."""
+        rows = sorted(self.select(benchmark, split), key=lambda e: -e.cross_entropy)
+        fl = self.floor(benchmark, split)
+        head = f"{'model':<34}{'ch':>3}{'nats/tok':>10}{'ppl':>10}{'gap':>8}{'params':>12}{'train s':>9}"
+        lines = [f"{benchmark} ({split})", head, "-" * len(head)]
+        for e in rows:
+            gap = f"{e.cross_entropy - fl.cross_entropy:8.3f}" if fl else f"{'':>8}"
+            lines.append(f"{e.model:<34}{e.chapter:>3}{e.cross_entropy:10.4f}{e.perplexity:10.2f}{gap}"
+                         f"{e.params:12,}{e.train_time_s:9.1f}")
+        if fl:
+            lines.append(f"{fl.model:<34}{'':>3}{fl.cross_entropy:10.4f}{fl.perplexity:10.2f}{0:8.3f}")
+        pub = [a for a in ANCHORS if a.benchmark == benchmark] if anchors else []
+        if pub:
+            lines.append("published (other systems; perplexity only):")
+            lines += [f"  {a.model:<32}{'':>13}{a.perplexity:10.2f}   {a.source}" for a in pub]
+        return "\n".join(lines)
+
+    def chart(self, benchmark: str, split: str = "test", metric: str = "perplexity", anchors: bool = True):
+        """Bar chart of our models on one benchmark, with the floor and published anchors as lines."""
+        rows = sorted(self.select(benchmark, split), key=lambda e: -getattr(e, metric))
+        if not rows:
+            raise KeyError(f"no entries for {benchmark}/{split}")
+        ref = {}
+        fl = self.floor(benchmark, split)
+        if fl:
+            ref[f"{fl.model}: {getattr(fl, metric):.3f}"] = getattr(fl, metric)
+        if anchors and metric == "perplexity":
+            for a in ANCHORS:
+                if a.benchmark == benchmark:
+                    ref[f"{a.model} (published): {a.perplexity}"] = a.perplexity
+        label = {"perplexity": "test perplexity (lower is better)",
+                 "cross_entropy": "cross-entropy, nats/token (lower is better)",
+                 "bits_per_token": "bits per token (lower is better)"}[metric]
+        return plot.bars([f"{e.model} (ch {e.chapter})" for e in rows], [getattr(e, metric) for e in rows],
+                         xlabel=label, title=f"Leaderboard: {benchmark} ({split})", reference=ref,
+                         log=metric == "perplexity", fmt="{:.1f}" if metric == "perplexity" else "{:.3f}")
+
+
+def load(path: Path | str | None = None) -> Leaderboard:
+    """The stored leaderboard (the package's copy unless ``path`` is given)."""
+    p = Path(path or DEFAULT_PATH)
+    rows = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else []
+    return Leaderboard([Entry(**r) for r in rows], p)
+
+
+def reproduce(sources: list[str] | None = None, path: Path | None = None) -> Leaderboard:
+    """Rerun the named sources (all by default), store their entries, and return the board."""
+    board = load(path)
+    for name in sources or list(SOURCES):
+        if name not in SOURCES:
+            raise KeyError(f"unknown leaderboard source {name!r}; known: {sorted(SOURCES)}")
+        module, func = SOURCES[name].split(":")
+        for e in getattr(importlib.import_module(module), func)():
+            board.add(e)
+            print(f"{e.benchmark:>12} {e.model:<30} {e.cross_entropy:.4f} nats/token  ppl {e.perplexity:.2f}")
+    board.save()
+    return board
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.leaderboard")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("reproduce", help="recompute stored entries")
+    r.add_argument("sources", nargs="*", help=f"some of {sorted(SOURCES)} (default: all)")
+    s = sub.add_parser("show", help="print the tables")
+    s.add_argument("benchmark", nargs="?")
+    args = ap.parse_args(argv)
+    if args.cmd == "reproduce":
+        reproduce(args.sources)
+    else:
+        board = load()
+        for b in [args.benchmark] if args.benchmark else sorted({e.benchmark for e in board.entries}):
+            print(board.table(b), end="\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

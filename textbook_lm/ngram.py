@@ -1,0 +1,574 @@
+"""n-gram language models: counts, MLE, add-k, linear interpolation, modified Kneser-Ney.
+
+Conventions (see also :mod:`textbook_lm.metrics`):
+
+* A sentence ``w1 .. wm`` is read as ``<s> w1 .. wm <eos>``: one start marker, never
+  predicted, and one end marker, predicted like a word. Contexts never reach across ``<s>``:
+  near the start of a sentence the context is shorter (as in SRILM and KenLM).
+* Out-of-vocabulary rule: a word that is not in the model's vocabulary (never seen in
+  training, or seen fewer than ``min_count`` times) is read as ``<unk>``. ``<unk>`` is
+  always in the vocabulary, so no word ever crashes the model; with smoothing its
+  probability is never 0.
+* Every smoothed model here has one shape, which makes scoring, sampling and ARPA
+  export shared code. With ``p_0(w) = 1/|V|`` (uniform over the words that can be
+  predicted) and, for orders ``k = 1..n``, ``h`` the last ``k-1`` words::
+
+      p_k(w | h) = alpha_k(h, w) + gamma_k(h) * p_{k-1}(w | h')   if h was seen as a context
+      p_k(w | h) = p_{k-1}(w | h')                                 otherwise
+
+  where ``h'`` drops the oldest word of ``h`` and ``alpha_k(h, w) = 0`` for unseen ``h w``.
+  Each model only says what ``alpha`` and ``gamma`` are.
+
+Counting is vectorised with NumPy: an n-gram gets an integer id from the id of its first
+``n-1`` words and its last word (``id = rank of prefix_id * |V| + word``), so counting is
+sorting integers, and looking an n-gram up is a binary search.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from textbook_lm import metrics
+
+__all__ = ["BOS", "EOS", "UNK", "Vocab", "NGramCounts", "NGramLM", "MLE", "AddK", "Interpolated",
+           "KneserNey", "fit"]
+
+BOS, EOS, UNK = "<s>", "<eos>", "<unk>"
+_ARPA_NAMES = {BOS: "<s>", EOS: "</s>", UNK: "<unk>"}
+
+
+class Vocab:
+    """Word <-> id map. Ids 0, 1, 2 are ``<s>``, ``<eos>``, ``<unk>``; other words follow."""
+
+    def __init__(self, words: Iterable[str]):
+        self.itos = [BOS, EOS, UNK] + sorted(set(words) - {BOS, EOS, UNK})
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.bos, self.eos, self.unk = 0, 1, 2
+
+    @classmethod
+    def from_sentences(cls, sentences: Iterable[Sequence[str]], min_count: int = 1) -> "Vocab":
+        counts: dict[str, int] = {}
+        for s in sentences:
+            for w in s:
+                counts[w] = counts.get(w, 0) + 1
+        return cls(w for w, c in counts.items() if c >= min_count)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.stoi
+
+    def id(self, word: str) -> int:
+        """The word's id; ``<unk>``'s id for a word outside the vocabulary."""
+        return self.stoi.get(word, self.unk)
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Flatten ``<s> w1 .. wm <eos>`` for every sentence. Returns (ids, position in sentence)."""
+        ids, pos, get, unk = [], [], self.stoi.get, self.unk
+        for s in sentences:
+            if BOS in s or EOS in s:
+                raise ValueError(f"sentences must not contain the markers {BOS!r} or {EOS!r}; they are added here")
+            ids.append(0)
+            ids.extend(get(w, unk) for w in s)
+            ids.append(1)
+            pos.append(len(s) + 2)
+        lengths = np.asarray(pos, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return ids, np.arange(len(ids), dtype=np.int64) - starts
+
+
+def _contexts(ids: np.ndarray, pos: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every predicted token (all but ``<s>``): its ``width`` previous ids (``-1`` before ``<s>``)."""
+    target = np.nonzero(pos > 0)[0]
+    ctx = np.full((len(target), width), -1, dtype=np.int64)
+    for d in range(1, width + 1):
+        ok = pos[target] - d >= 0
+        ctx[ok, width - d] = ids[target[ok] - d]
+    return ctx, ids[target]
+
+
+class NGramCounts:
+    """Raw counts of every 1..``max_order``-gram of the sentences, and Kneser-Ney continuation counts.
+
+    Attributes, for each order ``k >= 2`` (index ``k``): ``keys[k]`` sorted n-gram keys
+    (``prefix_id * |V| + word``), ``count[k]`` raw counts, ``cont[k]`` the number of distinct
+    words seen just before the n-gram (``N1+(. g)``; for n-grams starting with ``<s>``, which
+    nothing can precede, the raw count), ``suffix[k]`` the id of the n-gram without its first
+    word. Order 1 is dense over the vocabulary (id = word id).
+    """
+
+    def __init__(self, sentences: Sequence[Sequence[str]], max_order: int, vocab: Vocab | None = None,
+                 min_count: int = 1):
+        if not isinstance(max_order, int) or max_order < 1:
+            raise ValueError(f"n-gram order must be an integer >= 1, got {max_order!r}")
+        if vocab is None:
+            vocab = Vocab.from_sentences(sentences, min_count=min_count)
+        if len(sentences) == 0:
+            raise ValueError("cannot count n-grams of an empty corpus")
+        ids, pos = vocab.encode(sentences)
+        self.vocab, self.max_order, V = vocab, max_order, len(vocab)
+        self.n_tokens = int((pos > 0).sum())
+        self.keys, self.count, self.cont, self.suffix, bos_start = {}, {}, {}, {}, {}
+        self.count[1] = np.bincount(ids[pos > 0], minlength=V)
+        prev_id = ids.copy()          # id of the (k-1)-gram ending at each position (-1: none)
+        for k in range(2, max_order + 1):
+            valid = np.nonzero(pos >= k - 1)[0]
+            key = prev_id[valid - 1] * V + ids[valid]
+            keys, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+            new_id = np.full(len(ids), -1, dtype=np.int64)
+            new_id[valid] = inverse
+            rep = valid[first]       # one position where each n-gram occurs
+            self.suffix[k] = prev_id[rep] if k > 2 else ids[rep]
+            self.keys[k], self.count[k] = keys, count
+            bos_start[k] = pos[rep] == k - 1      # the n-gram begins with <s>
+            prev_id = new_id
+        # continuation counts: distinct left neighbours = number of (k+1)-grams with suffix g
+        for k in range(1, max_order):
+            n_k = V if k == 1 else len(self.keys[k])
+            cont = np.bincount(self.suffix[k + 1], minlength=n_k)
+            if k > 1:
+                cont = np.where(bos_start[k], self.count[k], cont)
+            self.cont[k] = cont
+        self.cont[max_order] = self.count[max_order]
+
+    def size(self, k: int) -> int:
+        """Number of distinct k-grams stored (order 1: the vocabulary size)."""
+        return len(self.vocab) if k == 1 else len(self.keys[k])
+
+    def prefix(self, k: int) -> np.ndarray:
+        """Id of each k-gram's context (its first k-1 words); order 1: all zeros (the empty context)."""
+        return np.zeros(len(self.vocab), dtype=np.int64) if k == 1 else self.keys[k] // len(self.vocab)
+
+    def last_word(self, k: int) -> np.ndarray:
+        return np.arange(len(self.vocab)) if k == 1 else self.keys[k] % len(self.vocab)
+
+    def lookup(self, k: int, prefix_ids: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """Id of each k-gram (context id, word), or -1 where it was never seen (k >= 2)."""
+        key = prefix_ids * len(self.vocab) + words
+        idx = np.searchsorted(self.keys[k], key)
+        idx = np.minimum(idx, len(self.keys[k]) - 1)
+        found = (prefix_ids >= 0) & (words >= 0) & (self.keys[k][idx] == key) if len(self.keys[k]) else np.zeros(len(key), bool)
+        return np.where(found, idx, -1)
+
+    def _gram_id(self, gram: Sequence[str]) -> int:
+        ids = [self.vocab.id(w) for w in gram]
+        if not 1 <= len(ids) <= self.max_order:
+            raise ValueError(f"n-gram length must be 1..{self.max_order}, got {len(ids)}")
+        gid = ids[0]
+        for k in range(2, len(ids) + 1):
+            gid = int(self.lookup(k, np.asarray([gid]), np.asarray([ids[k - 1]]))[0])
+            if gid < 0:
+                return -1
+        return gid
+
+    def get(self, gram: Sequence[str]) -> int:
+        """Raw count of an n-gram given as words (``<s>`` may start it)."""
+        gid = self._gram_id(gram)
+        return 0 if gid < 0 else int(self.count[len(gram)][gid])
+
+    def continuation(self, gram: Sequence[str]) -> int:
+        """N1+(. gram): how many different words precede the n-gram (raw count if it starts with ``<s>``)."""
+        if len(gram) >= self.max_order:
+            raise ValueError(f"continuation counts need counts of order len(gram) + 1 <= {self.max_order}")
+        gid = self._gram_id(gram)
+        return 0 if gid < 0 else int(self.cont[len(gram)][gid])
+
+    def count_matrix(self, rows: Sequence[str], cols: Sequence[str]) -> np.ndarray:
+        """Bigram counts c(r c) for every row word r and column word c, shape (len(rows), len(cols))."""
+        r = np.repeat([self.vocab.id(w) for w in rows], len(cols))
+        c = np.tile([self.vocab.id(w) for w in cols], len(rows))
+        gid = self.lookup(2, r, c)
+        return np.where(gid >= 0, self.count[2][np.maximum(gid, 0)], 0).reshape(len(rows), len(cols))
+
+    def words(self, k: int) -> np.ndarray:
+        """The word ids of every stored k-gram, shape (size(k), k)."""
+        if k == 1:
+            return np.arange(len(self.vocab))[:, None]
+        return np.concatenate([self.words(k - 1)[self.prefix(k)], self.last_word(k)[:, None]], axis=1)
+
+
+def _context_stats(counts: NGramCounts, k: int, a: np.ndarray):
+    """Per context of order k: total adjusted count S and the numbers of words with a = 1, 2, >= 3."""
+    n_ctx = 1 if k == 1 else counts.size(k - 1)
+    pre = counts.prefix(k)
+    stat = lambda w: np.bincount(pre, weights=w, minlength=n_ctx)
+    return stat(a.astype(float)), stat((a == 1).astype(float)), stat((a == 2).astype(float)), stat((a >= 3).astype(float))
+
+
+class NGramLM:
+    """Base class: the shared recursion, scoring, sampling and ARPA export (see module docstring).
+
+    Subclasses fill ``self.alpha[k]`` (one value per stored k-gram), ``self.gamma[k]`` and
+    ``self.seen[k]`` (one value per context, i.e. per stored (k-1)-gram; order 1 has a single
+    empty context) for k = 1..order.
+    """
+
+    name = "n-gram"
+
+    def __init__(self, counts: NGramCounts, order: int):
+        if not isinstance(order, int) or order < 1:
+            raise ValueError(f"n-gram order must be an integer >= 1, got {order!r}")
+        if order > counts.max_order:
+            raise ValueError(f"order {order} needs counts up to order {order}; these go up to {counts.max_order}")
+        self.counts, self.order, self.vocab = counts, order, counts.vocab
+        self.alpha: dict[int, np.ndarray] = {}
+        self.gamma: dict[int, np.ndarray] = {}
+        self.seen: dict[int, np.ndarray] = {}
+
+    @property
+    def n_predictable(self) -> int:
+        """|V| for the uniform floor: every word but ``<s>``."""
+        return len(self.vocab) - 1
+
+    @property
+    def n_params(self) -> int:
+        """Stored numbers: one probability per stored n-gram plus one weight per context."""
+        return int(sum(len(self.alpha[k]) + len(self.gamma[k]) for k in range(1, self.order + 1)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(order={self.order}, vocab={len(self.vocab):,}, params={self.n_params:,})"
+
+    # ------------------------------------------------------------- the recursion
+    def _prob_ids(self, ctx: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """p(w | ctx) for id arrays: ctx (M, width) with -1 for 'no word', w (M,). Returns (M,)."""
+        c = self.counts
+        p = np.where(w == self.vocab.bos, 0.0, 1.0 / self.n_predictable)
+        for k in range(1, self.order + 1):
+            ctx_id = self._context_ids(ctx, k)
+            seen = np.zeros(len(w), dtype=bool)
+            ok = ctx_id >= 0
+            seen[ok] = self.seen[k][ctx_id[ok]]
+            if k == 1:
+                gid = w
+            else:
+                gid = c.lookup(k, np.where(seen, ctx_id, -1), w)
+            alpha = np.where(gid >= 0, self.alpha[k][np.maximum(gid, 0)], 0.0)
+            gamma = np.where(seen, self.gamma[k][np.maximum(ctx_id, 0)], 1.0)
+            p = np.where(seen, alpha + gamma * p, p)
+        return p
+
+    def _context_ids(self, ctx: np.ndarray, k: int) -> np.ndarray:
+        """Id of the (k-1)-word context of order k for each row of ctx (-1: never seen)."""
+        if k == 1:
+            return np.zeros(len(ctx), dtype=np.int64)   # the empty context
+        ctx_id = ctx[:, -(k - 1)]
+        for j in range(k - 2, 0, -1):                    # extend it one word at a time
+            ctx_id = self.counts.lookup(k - j, ctx_id, ctx[:, -j])
+        return ctx_id
+
+    def _ids(self, context: Sequence[str]) -> np.ndarray:
+        ctx = list(context)[-(self.order - 1):] if self.order > 1 else []
+        if BOS in ctx:                                   # nothing before <s> counts
+            ctx = ctx[len(ctx) - ctx[::-1].index(BOS) - 1:]
+        ids = [self.vocab.id(x) for x in ctx]
+        return np.asarray([-1] * (self.order - 1 - len(ids)) + ids, dtype=np.int64)
+
+    # ------------------------------------------------------------- public API
+    def prob(self, word: str, context: Sequence[str] = ()) -> float:
+        """p(word | context). ``context`` lists previous words, oldest first; start it with
+        ``"<s>"`` for the beginning of a sentence. Unknown words are read as ``<unk>``."""
+        return float(self._prob_ids(self._ids(context)[None, :], np.asarray([self.vocab.id(word)]))[0])
+
+    def logprob(self, word: str, context: Sequence[str] = ()) -> float:
+        """Natural log of :meth:`prob` (``-inf`` for probability 0)."""
+        p = self.prob(word, context)
+        return math.log(p) if p > 0 else -math.inf
+
+    def distribution(self, context: Sequence[str] = ()) -> np.ndarray:
+        """p(w | context) for every word id ``w`` of the vocabulary (``<s>`` gets 0); sums to 1."""
+        V = len(self.vocab)
+        return self._prob_ids(np.repeat(self._ids(context)[None, :], V, axis=0), np.arange(V))
+
+    def token_logprobs(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """Natural-log probability of every predicted token (words and one ``<eos>`` per sentence)."""
+        ids, pos = self.vocab.encode(sentences)
+        ctx, w = _contexts(ids, pos, max(self.order - 1, 0))
+        with np.errstate(divide="ignore"):
+            return np.log(self._prob_ids(ctx, w))
+
+    def sentence_logprob(self, sentence: Sequence[str]) -> float:
+        """Natural log-probability of a whole sentence, ``<eos>`` included."""
+        return float(self.token_logprobs([sentence]).sum())
+
+    def score(self, sentences: Sequence[Sequence[str]]) -> metrics.Score:
+        """Total NLL and token count under the book's convention (:mod:`textbook_lm.metrics`)."""
+        return metrics.score(self.token_logprobs(sentences))
+
+    def perplexity(self, sentences: Sequence[Sequence[str]]) -> float:
+        return self.score(sentences).perplexity
+
+    def sample(self, n: int = 1, seed: int = 0, max_len: int = 40, temperature: float = 1.0,
+               prefix: Sequence[str] = ()) -> list[list[str]]:
+        """``n`` sentences, sampled word by word until ``<eos>`` or ``max_len`` words.
+
+        ``temperature`` reshapes each distribution as ``p ** (1 / T)`` (renormalised).
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(n):
+            words = list(prefix)
+            while len(words) < max_len:
+                p = self.distribution([BOS] + words)
+                if temperature != 1.0:
+                    p = p ** (1.0 / temperature)
+                w = self.vocab.itos[rng.choice(len(p), p=p / p.sum())]
+                if w == EOS:
+                    break
+                words.append(w)
+            out.append(words)
+        return out
+
+    def to_arpa(self, path: str) -> None:
+        """Write the model in the ARPA back-off format (readable by KenLM and SRILM).
+
+        Every stored k-gram gets ``log10 p_k(w | h)`` and, if it is a context, ``log10 gamma``:
+        the recursion above is exactly ARPA's back-off rule. Models that give some word
+        probability 0 (MLE) cannot be written.
+        """
+        c, lines = self.counts, []
+        for k in range(1, self.order + 1):
+            grams = c.words(k)
+            if k == 1:
+                grams = grams[1:]                     # <s> is written separately
+            ctx = np.full((len(grams), max(self.order - 1, 0)), -1, dtype=np.int64)
+            if k > 1:
+                ctx[:, -(k - 1):] = grams[:, :-1]
+            p = self._prob_ids(ctx, grams[:, -1])
+            if np.any(p <= 0):
+                raise ValueError(f"{type(self).__name__} gives some {k}-grams probability 0; ARPA needs a smoothed model")
+            block = [f"\\{k}-grams:"]
+            if k == 1:
+                bos_bo = f"\t{self._backoff(1, np.asarray([0]))[0]:.10f}" if self.order > 1 else ""
+                block.append(f"-99\t<s>{bos_bo}")
+            ids = np.arange(len(grams)) + (1 if k == 1 else 0)
+            bo = self._backoff(k, ids) if k < self.order else None
+            names = [_ARPA_NAMES.get(w, w) for w in self.vocab.itos]
+            for i in range(len(grams)):
+                text = " ".join(names[t] for t in grams[i])
+                tail = f"\t{bo[i]:.10f}" if bo is not None else ""
+                block.append(f"{math.log10(p[i]):.10f}\t{text}{tail}")
+            lines.append((k, len(block) - 1, block))
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\\data\\\n")
+            for k, n, _ in lines:
+                f.write(f"ngram {k}={n}\n")
+            for _, _, block in lines:
+                f.write("\n" + "\n".join(block) + "\n")
+            f.write("\n\\end\\\n")
+
+    def _backoff(self, k: int, ids: np.ndarray) -> np.ndarray:
+        """log10 back-off weight of k-grams ``ids`` used as contexts of order k+1 (0 if never a context)."""
+        seen, gamma = self.seen[k + 1][ids], self.gamma[k + 1][ids]
+        with np.errstate(divide="ignore"):
+            return np.where(seen, np.log10(np.where(seen, gamma, 1.0)), 0.0)
+
+
+class MLE(NGramLM):
+    """Maximum likelihood: p(w | h) = c(h w) / c(h .). Unseen words in a seen context get 0.
+
+    For a context never seen in training MLE is undefined; here it falls back to the
+    longest seen suffix of the context (so a distribution always exists), which makes the
+    zero-count problem visible without hiding it.
+    """
+
+    name = "MLE"
+
+    def __init__(self, counts: NGramCounts, order: int):
+        super().__init__(counts, order)
+        for k in range(1, order + 1):
+            a = counts.count[k]
+            S = _context_stats(counts, k, a)[0]
+            self.alpha[k] = a / S[counts.prefix(k)]
+            self.gamma[k] = np.zeros_like(S)
+            self.seen[k] = S > 0
+
+
+class AddK(NGramLM):
+    """Add-k (Lidstone; add-one = Laplace): p(w | h) = (c(h w) + k) / (c(h .) + k |V|) at the top order."""
+
+    name = "add-k"
+
+    def __init__(self, counts: NGramCounts, order: int, k: float = 1.0):
+        super().__init__(counts, order)
+        if not k > 0:
+            raise ValueError(f"add-k needs k > 0, got {k}")
+        self.k, V = k, self.n_predictable
+        for j in range(1, order + 1):
+            a = counts.count[j]
+            S = _context_stats(counts, j, a)[0]
+            if j < order:   # lower orders pass straight through to the uniform floor
+                self.alpha[j], self.gamma[j], self.seen[j] = np.zeros(len(a)), np.ones_like(S), np.zeros(len(S), bool)
+            else:
+                self.alpha[j] = a / (S[counts.prefix(j)] + k * V)
+                self.gamma[j], self.seen[j] = k * V / (S + k * V), np.ones(len(S), bool)
+
+
+class Interpolated(NGramLM):
+    """Linear (Jelinek-Mercer) interpolation: p_k = lam_k p_ML,k + (1 - lam_k) p_{k-1}, one weight per order.
+
+    With ``heldout`` sentences the weights maximise their likelihood (coordinate ascent,
+    golden-section search on each weight, which is concave in it); otherwise ``lambdas``.
+    """
+
+    name = "interpolated"
+
+    def __init__(self, counts: NGramCounts, order: int, lambdas: Sequence[float] | None = None,
+                 heldout: Sequence[Sequence[str]] | None = None, sweeps: int = 4):
+        super().__init__(counts, order)
+        self._ml = MLE(counts, order)
+        if lambdas is None:
+            lambdas = [0.5] * order
+        if len(lambdas) != order or not all(0 <= x <= 1 for x in lambdas):
+            raise ValueError(f"need {order} interpolation weights in [0, 1], got {lambdas}")
+        self.lambdas = list(map(float, lambdas))
+        if heldout is not None:
+            self._tune(heldout, sweeps)
+        self._set(self.lambdas)
+
+    def _set(self, lambdas):
+        for k in range(1, self.order + 1):
+            self.alpha[k] = lambdas[k - 1] * self._ml.alpha[k]
+            self.gamma[k] = 1.0 - lambdas[k - 1] * (self._ml.seen[k]).astype(float)
+            self.seen[k] = self._ml.seen[k]
+
+    def _tune(self, heldout, sweeps: int) -> None:
+        ids, pos = self.vocab.encode(heldout)
+        ctx, w = _contexts(ids, pos, self.order - 1)
+        # per order k, for every held-out token: p_ML,k(w | h) and whether h was seen
+        ml, seen = [], []
+        for k in range(1, self.order + 1):
+            ctx_id = self._context_ids(ctx, k)
+            s = np.zeros(len(w), bool)
+            s[ctx_id >= 0] = self._ml.seen[k][ctx_id[ctx_id >= 0]]
+            gid = w if k == 1 else self.counts.lookup(k, np.where(s, ctx_id, -1), w)
+            ml.append(np.where(gid >= 0, self._ml.alpha[k][np.maximum(gid, 0)], 0.0))
+            seen.append(s)
+        uniform = np.where(w == self.vocab.bos, 0.0, 1.0 / self.n_predictable)
+
+        def loglik(lams):
+            p = uniform
+            for k in range(self.order):
+                p = np.where(seen[k], lams[k] * ml[k] + (1 - lams[k]) * p, p)
+            return np.log(np.maximum(p, 1e-300)).sum()
+
+        lams, g = list(self.lambdas), (math.sqrt(5) - 1) / 2
+        for _ in range(sweeps):
+            for k in range(self.order):
+                lo, hi = 0.0, 1.0 - 1e-9
+                for _ in range(40):
+                    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+                    fa = loglik(lams[:k] + [a] + lams[k + 1:])
+                    fb = loglik(lams[:k] + [b] + lams[k + 1:])
+                    lo, hi = (lo, b) if fa >= fb else (a, hi)
+                lams[k] = (lo + hi) / 2
+        self.lambdas = lams
+
+
+class KneserNey(NGramLM):
+    """Interpolated modified Kneser-Ney (Chen & Goodman, 1998).
+
+    Top order: raw counts; lower orders: continuation counts N1+(. h w) (how many different
+    words precede ``h w``), except n-grams starting with ``<s>``, which keep raw counts.
+    Each order has three discounts D1, D2, D3+ from its count-of-counts n1..n4:
+    ``Y = n1/(n1 + 2 n2)``, ``D1 = 1 - 2Y n2/n1``, ``D2 = 2 - 3Y n3/n2``, ``D3+ = 3 - 4Y n4/n3``.
+    Where a count-of-count is 0 (tiny corpora) the formula is undefined and the discounts
+    fall back to 0.5, 1.0, 1.5; each is clipped to [0.01, its count].
+
+    Args:
+        discount: ``None`` for modified KN; a number for one fixed discount at every order
+            and count (original interpolated KN, as NLTK implements it).
+        unigram_floor: interpolate the unigram level with the uniform distribution (Chen &
+            Goodman; every word gets probability > 0). ``False`` gives the plain continuation
+            unigram without discount, as NLTK does.
+    """
+
+    name = "Kneser-Ney"
+
+    def __init__(self, counts: NGramCounts, order: int, discount: float | None = None,
+                 unigram_floor: bool = True):
+        super().__init__(counts, order)
+        self.discounts: dict[int, tuple[float, float, float]] = {}
+        for k in range(1, order + 1):
+            a = counts.count[k] if k == order else counts.cont[k]
+            if k == 1:
+                a = a.copy()
+                a[self.vocab.bos] = 0
+            D = self._discounts(a) if discount is None else (float(discount),) * 3
+            if k == 1 and not unigram_floor:
+                D = (0.0, 0.0, 0.0)
+            self.discounts[k] = D
+            S, N1, N2, N3 = _context_stats(counts, k, a)
+            d = np.select([a == 0, a == 1, a == 2], [0.0, D[0], D[1]], D[2])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.alpha[k] = np.maximum(a - d, 0.0) / S[counts.prefix(k)]
+                self.gamma[k] = np.where(S > 0, (D[0] * N1 + D[1] * N2 + D[2] * N3) / S, 1.0)
+            self.alpha[k] = np.nan_to_num(self.alpha[k])
+            self.seen[k] = S > 0
+
+    @staticmethod
+    def _discounts(a: np.ndarray) -> tuple[float, float, float]:
+        n1, n2, n3, n4 = (float((a == i).sum()) for i in (1, 2, 3, 4))
+        if min(n1, n2, n3, n4) == 0:
+            return 0.5, 1.0, 1.5
+        Y = n1 / (n1 + 2 * n2)
+        D = (1 - 2 * Y * n2 / n1, 2 - 3 * Y * n3 / n2, 3 - 4 * Y * n4 / n3)
+        return tuple(float(min(max(x, 0.01), i + 1)) for i, x in enumerate(D))
+
+
+_SMOOTHING = {"mle": MLE, "add-k": AddK, "interpolated": Interpolated, "kn": KneserNey}
+
+
+def fit(sentences: Sequence[Sequence[str]], order: int, smoothing: str = "kn", min_count: int = 1,
+        counts: NGramCounts | None = None, **kwargs) -> NGramLM:
+    """Count and fit in one call: ``smoothing`` is one of 'mle', 'add-k', 'interpolated', 'kn'.
+
+    Pass ``counts`` (of at least this order) to reuse one counting pass for many models.
+    Extra keyword arguments go to the model (``k`` for add-k, ``heldout`` or ``lambdas``
+    for interpolation, ``discount`` for Kneser-Ney).
+    """
+    if smoothing not in _SMOOTHING:
+        raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {sorted(_SMOOTHING)}")
+    if not isinstance(order, int) or order < 1:
+        raise ValueError(f"n-gram order must be an integer >= 1, got {order!r}")
+    if counts is None:
+        if not sentences or not any(len(s) for s in sentences):
+            raise ValueError("cannot fit an n-gram model on an empty corpus")
+        counts = NGramCounts(sentences, order, min_count=min_count)
+    return _SMOOTHING[smoothing](counts, order, **kwargs)
+
+
+ORDER_NAMES = {1: "unigram", 2: "bigram", 3: "trigram", 4: "4-gram", 5: "5-gram"}
+
+
+def leaderboard_entries(max_order: int = 5) -> list:
+    """Chapter 1's leaderboard entries: Kneser-Ney n-grams of order 1..5 on TinyLang and WikiText-2.
+
+    Reproduce with ``python -m textbook_lm.leaderboard reproduce ngram`` (about 30 s).
+    """
+    import time
+
+    from textbook_lm.data import corpora, tinylang
+    from textbook_lm.leaderboard import Entry
+
+    command = "python -m textbook_lm.leaderboard reproduce ngram"
+    tl = tinylang.benchmark()
+    floor = Entry("TinyLang grammar (entropy floor)", "tinylang", "test", -sum(tl.test_logprob),
+                  metrics.count_tokens(tl.test), 0, 0.0, 1, command, kind="floor",
+                  note="exact log-probabilities from the generating grammar")
+    entries = [floor]
+    data = [("tinylang", tl.train, tl.test), ("wikitext-2", corpora.wikitext2("train"), corpora.wikitext2("test"))]
+    for bench, train, test in data:
+        for n in range(1, max_order + 1):
+            t0 = time.perf_counter()
+            model = KneserNey(NGramCounts(train, n), n)
+            elapsed = time.perf_counter() - t0
+            s = model.score(test)
+            entries.append(Entry(f"{ORDER_NAMES[n]} Kneser-Ney", bench, "test", s.nll, s.n_tokens, model.n_params,
+                                 round(elapsed, 2), 1, command, note="interpolated modified Kneser-Ney"))
+    return entries

@@ -1,0 +1,125 @@
+"""Plotting helpers shared by the chapters. Every function returns the matplotlib Figure."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars"]
+
+
+def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "",
+            xlabel: str = "", ylabel: str = "", annotate: bool = True, fmt: str = "{:.0f}",
+            cmap: str = "Blues", log: bool = False, ax=None) -> Figure:
+    """A labelled heatmap (counts, probabilities, attention weights), rows x columns.
+
+    ``log=True`` colours by log(1 + value), which keeps a few big counts from washing out
+    the rest; the annotations still show the raw values.
+    """
+    m = np.asarray(matrix, dtype=float)
+    if m.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix shape {m.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.55 * len(col_labels) + 2.5, 0.45 * len(row_labels) + 1.5))
+    else:
+        fig = ax.figure
+    shown = np.log1p(m) if log else m
+    im = ax.imshow(shown, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    if annotate:
+        hi = shown.max() if shown.size else 0
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                if m[i, j]:
+                    ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if shown[i, j] > 0.6 * hi else "black")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="log(1 + value)" if log else None)
+    fig.tight_layout()
+    return fig
+
+
+def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str = "", ylabel: str = "",
+           title: str = "", logx: bool = False, logy: bool = False, hlines: Mapping[str, float] | None = None,
+           markers: bool = True, ax=None) -> Figure:
+    """Several named (x, y) lines on one axes, with optional labelled horizontal reference lines."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+    else:
+        fig = ax.figure
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker="o" if markers else None, ms=4, label=name)
+    for i, (name, y) in enumerate((hlines or {}).items()):
+        ax.axhline(y, ls="--", lw=1, color=f"C{len(series) + i}", label=name)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(steps: Sequence[int], train: Sequence[float], val: Sequence[float] | None = None, *,
+                    val_steps: Sequence[int] | None = None, tokens_per_step: int | None = None,
+                    ylabel: str = "loss (nats/token)", title: str = "") -> Figure:
+    """Train (and validation) loss against steps, with a tokens-seen axis on top if given."""
+    series = {"train": (steps, train)}
+    if val is not None:
+        series["validation"] = (val_steps if val_steps is not None else steps, val)
+    fig = curves(series, xlabel="step", ylabel=ylabel, title=title, markers=False)
+    if tokens_per_step:
+        ax = fig.axes[0]
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * tokens_per_step, lambda t: t / tokens_per_step))
+        top.set_xlabel("tokens seen")
+    return fig
+
+
+def accuracy_vs_distance(distances: Sequence[int], accuracy: Mapping[str, Sequence[float]], *,
+                         chance: float = 0.5, title: str = "", windows: Mapping[str, int] | None = None) -> Figure:
+    """Agreement accuracy on minimal pairs against subject-verb distance, one line per model.
+
+    ``windows`` marks how far each model can see (e.g. ``{"trigram": 2}``) with a dotted line.
+    """
+    fig = curves({k: (distances, v) for k, v in accuracy.items()}, xlabel="distance between subject and verb (words)",
+                 ylabel="accuracy (grammatical preferred)", title=title, hlines={"chance": chance})
+    ax = fig.axes[0]
+    for i, (name, w) in enumerate((windows or {}).items()):
+        ax.axvline(w + 0.5, ls=":", lw=1, color=f"C{list(accuracy).index(name)}" if name in accuracy else "gray")
+    ax.set_ylim(0, 1.05)
+    return fig
+
+
+def bars(labels: Sequence[str], values: Sequence[float], *, xlabel: str = "", title: str = "",
+         reference: Mapping[str, float] | None = None, log: bool = False, fmt: str = "{:.2f}", ax=None) -> Figure:
+    """Horizontal bars with their values written on them and optional labelled reference lines."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(labels) + 1.4))
+    else:
+        fig = ax.figure
+    y = np.arange(len(labels))
+    ax.barh(y, values, color="C0")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    for yi, v in zip(y, values):
+        ax.text(v, yi, " " + fmt.format(v), va="center", fontsize=8)
+    for i, (name, v) in enumerate((reference or {}).items()):
+        ax.axvline(v, ls="--", lw=1.2, color=f"C{i + 1}", label=name)
+    if reference:
+        ax.legend(fontsize=8, loc="lower right")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.set_xlim(right=max(list(values) + list((reference or {}).values())) * (1.6 if log else 1.15))
+    fig.tight_layout()
+    return fig

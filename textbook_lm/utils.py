@@ -1,0 +1,94 @@
+"""Small helpers every chapter uses: pick a device, seed everything, show source code."""
+from __future__ import annotations
+
+import html
+import inspect
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["device", "seed", "show_source", "Source"]
+
+
+def device() -> torch.device:
+    """The best available device: CUDA, then Apple's MPS where it works, then the CPU.
+
+    Setting the environment variable ``TEXTBOOK_LM_DEVICE`` (e.g. ``cpu``) overrides the
+    choice, which is handy to compare speeds or to reproduce a CPU run on a GPU machine.
+    """
+    forced = os.environ.get("TEXTBOOK_LM_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        try:  # some MPS builds report available but fail on first use
+            torch.zeros(1, device="mps")
+            return torch.device("mps")
+        except RuntimeError:
+            pass
+    return torch.device("cpu")
+
+
+def seed(n: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (all devices) with ``n``."""
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"seed must be a non-negative int, got {n!r}")
+    random.seed(n)
+    np.random.seed(n % 2**32)
+    torch.manual_seed(n)
+
+
+@dataclass
+class Source:
+    """Source code of a package object that renders highlighted in notebooks and on the site."""
+
+    code: str
+    name: str
+    path: str
+    first_line: int
+
+    def __str__(self) -> str:
+        return self.code
+
+    def __repr__(self) -> str:
+        return f"# {self.name}  ({self.path}, line {self.first_line})\n{self.code}"
+
+    def _repr_html_(self) -> str:
+        header = (f"<div style='font-size:0.85em;color:#555'><code>{html.escape(self.name)}</code> "
+                  f"&mdash; {html.escape(self.path)}, line {self.first_line}</div>")
+        try:
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+            from pygments.lexers import PythonLexer
+
+            # Inline styles (noclasses) so the colours survive in the static site, which
+            # does not carry Pygments' CSS for notebook outputs.
+            body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, style="default"))
+        except ImportError:  # pygments ships with Jupyter, but stay safe
+            body = f"<pre>{html.escape(self.code)}</pre>"
+        return header + body
+
+
+def show_source(obj: object) -> Source:
+    """Return the source of a function, class, method or module of this package.
+
+    In a notebook the result renders with syntax highlighting (and keeps its colours in
+    the static site); ``print(show_source(f))`` gives plain text.
+    """
+    try:
+        code = inspect.getsource(obj)
+        lines, first = inspect.getsourcelines(obj)
+        path = inspect.getsourcefile(obj) or "?"
+    except (TypeError, OSError) as err:
+        raise TypeError(f"show_source needs a Python function, class or module, got {type(obj).__name__}: {err}") from None
+    name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
+    module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+    marker = f"{os.sep}textbook_lm{os.sep}"
+    short = "textbook_lm/" + path.split(marker, 1)[1] if marker in path else os.path.basename(path)
+    full = f"{module}.{name}" if module and not name.startswith(module) else name
+    return Source(code=code, name=full, path=short.replace(os.sep, "/"), first_line=max(first, 1))
