@@ -252,4 +252,4 @@ def test_count_queries_match_brute_force():
     assert c.continuation(["b"]) == 2 and c.continuation(["a"]) == 2 and c.continuation(["c"]) == 1
     assert c.continuation([BOS, "a"]) == 2          # nothing precedes <s>: raw count
     m = c.count_matrix(["a", "b"], ["b", "c", EOS])
-    assert m.tolist() == [[3, 0, 0], [0, 2, 2]]
+    assert m.tolist() == [[3, 0, 1], [0, 2, 2]]
