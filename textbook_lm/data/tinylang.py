@@ -1,13 +1,14 @@
 """TinyLang: a small synthetic English-like language whose true probabilities are known.
 
 Sentences come from a probabilistic grammar with subject-verb number agreement across
-relative clauses nested up to ``max_depth`` deep::
+relative clauses and prepositional phrases nested up to ``max_depth`` deep::
 
     S     -> NP[n] VP[n]                    n ~ {singular, plural}
-    NP[n] -> Det[n] (Adj) N[n] (RC[n])      RC only while depth < max_depth
+    NP[n] -> Det[n] (Adj) N[n] (RC[n] | PP) a modifier only while depth < max_depth
     RC[n] -> "that" VP[n]                   subject relative: "the dog that chases cats"
            | "that" NP[m] Vt[m]             object relative:  "the dog that the cats chase"
-    VP[n] -> (Adv) Vi[n] | (Adv) Vt[n] NP[m]
+    PP    -> Prep NP[m]                     "the dog near the cats"
+    VP[n] -> Adv* Vi[n] | Adv* Vt[n] NP[m]  (each further adverb with probability adv_prob)
 
 The grammar is unambiguous (every choice can be read off the words), so the probability
 of a sentence is the product of the probabilities of the choices that made it. The
@@ -39,6 +40,7 @@ _TRANSITIVE = [("sees", "see"), ("likes", "like"), ("chases", "chase"), ("helps"
                ("follows", "follow"), ("knows", "know"), ("loves", "love"), ("watches", "watch")]
 _ADJECTIVES = ["old", "young", "small", "big", "happy", "quiet", "clever", "brave", "lazy", "red"]
 _ADVERBS = ["often", "never", "always", "also"]
+_PREPOSITIONS = ["near", "with", "behind", "beside"]
 _DETS = (["the", "a", "this", "every"], ["the", "some", "these", "many"])  # "the" has probability 1/2
 
 
@@ -115,29 +117,38 @@ class TinyLang:
     """A probabilistic grammar with long-range number agreement (see the module docstring).
 
     Args:
-        max_depth: how deeply relative clauses may nest (0 = none).
+        max_depth: how deeply modifiers (relative clauses, prepositional phrases) may nest.
         rc_prob: probability that a noun phrase gets a relative clause at each depth
-            (one value per depth < ``max_depth``, or one value for all; default 0.45 in the
-            main clause and 0.3 deeper).
-        adj_prob, adv_prob: probabilities of an adjective before a noun / an adverb before a verb.
+            (one value per depth < ``max_depth``, or one value for all; default 0.35 in the
+            main clause and 0.2 deeper).
+        pp_prob: probability that a noun phrase gets a prepositional phrase instead (same form).
+        adj_prob: probability of an adjective before a noun.
+        adv_prob: probability of (each further) adverb before a verb.
         object_rc_prob: share of relative clauses that are object relatives.
         transitive_prob: probability that a verb phrase is transitive.
     """
 
     def __init__(self, max_depth: int = 2, rc_prob: float | tuple[float, ...] | None = None,
-                 adj_prob: float = 0.3, adv_prob: float = 0.15, object_rc_prob: float = 0.5,
-                 transitive_prob: float = 0.5):
+                 pp_prob: float | tuple[float, ...] | None = None, adj_prob: float = 0.3,
+                 adv_prob: float = 0.15, object_rc_prob: float = 0.5, transitive_prob: float = 0.5):
         if max_depth < 0:
             raise ValueError(f"max_depth must be >= 0, got {max_depth}")
-        if rc_prob is None:     # default: 0.45 in the main clause, 0.3 inside relative clauses
-            rc_prob = (0.45,) + (0.3,) * (max_depth - 1) if max_depth else ()
-        rc = (rc_prob,) * max_depth if isinstance(rc_prob, (int, float)) else tuple(rc_prob)
-        if len(rc) != max_depth:
-            raise ValueError(f"rc_prob needs one value per depth (max_depth={max_depth}), got {rc}")
-        for p in (*rc, adj_prob, adv_prob, object_rc_prob, transitive_prob):
+
+        def per_depth(p, default, name):
+            if p is None:
+                p = (default[0],) + (default[1],) * (max_depth - 1) if max_depth else ()
+            p = (p,) * max_depth if isinstance(p, (int, float)) else tuple(p)
+            if len(p) != max_depth:
+                raise ValueError(f"{name} needs one value per depth (max_depth={max_depth}), got {p}")
+            return p
+
+        rc, pp = per_depth(rc_prob, (0.35, 0.2), "rc_prob"), per_depth(pp_prob, (0.15, 0.1), "pp_prob")
+        for p in (*rc, *pp, adj_prob, adv_prob, object_rc_prob, transitive_prob):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"probabilities must lie in [0, 1], got {p}")
-        self.max_depth, self.rc_prob = max_depth, rc
+        if any(a + b > 1 for a, b in zip(rc, pp)) or adv_prob >= 1:
+            raise ValueError("rc_prob + pp_prob must be <= 1 at every depth, and adv_prob < 1")
+        self.max_depth, self.rc_prob, self.pp_prob = max_depth, rc, pp
         self.adj_prob, self.adv_prob = adj_prob, adv_prob
         self.object_rc_prob, self.transitive_prob = object_rc_prob, transitive_prob
         self.nouns = ([s for s, _ in _NOUNS], [p for _, p in _NOUNS])
@@ -145,6 +156,7 @@ class TinyLang:
         self.vt = ([s for s, _ in _TRANSITIVE], [p for _, p in _TRANSITIVE])
         self.p_noun, self.p_vi, self.p_vt = _zipf(len(_NOUNS)), _zipf(len(_INTRANSITIVE)), _zipf(len(_TRANSITIVE))
         self.p_adj, self.p_adv = _zipf(len(_ADJECTIVES)), [1 / len(_ADVERBS)] * len(_ADVERBS)
+        self.p_prep = [1 / len(_PREPOSITIONS)] * len(_PREPOSITIONS)
         self.p_det = [0.5] + [0.5 / 3] * 3
         # the form that flips a verb's number, used to build minimal pairs
         self.flip = {}
@@ -154,7 +166,7 @@ class TinyLang:
     @property
     def vocab(self) -> list[str]:
         """All words the grammar can produce, plus ``<eos>``."""
-        words = set(_ADJECTIVES + _ADVERBS + ["that"] + _DETS[0] + _DETS[1])
+        words = set(_ADJECTIVES + _ADVERBS + _PREPOSITIONS + ["that"] + _DETS[0] + _DETS[1])
         for pair in _NOUNS + _INTRANSITIVE + _TRANSITIVE:
             words.update(pair)
         return sorted(words) + [EOS]
@@ -182,8 +194,14 @@ class TinyLang:
             w.word(_ADJECTIVES, self.p_adj)
         head = len(w.tokens) if isinstance(w, _Sampler) else w.i
         w.word(self.nouns[number], self.p_noun)
-        p = self.rc_prob[depth] if depth < self.max_depth else 0.0
-        if w.choose([1 - p, p], lambda r: int(r.peek() == "that")):
+        rc, pp = (self.rc_prob[depth], self.pp_prob[depth]) if depth < self.max_depth else (0.0, 0.0)
+        modifier = w.choose([1 - rc - pp, rc, pp],
+                            lambda r: 1 if r.peek() == "that" else 2 if r.peek() in _PREPOSITIONS else 0)
+        if modifier == 2:
+            w.word(_PREPOSITIONS, self.p_prep)
+            m = w.choose([0.5, 0.5], lambda r: self._np_number(r, 0))
+            self._np(w, m, depth + 1)
+        elif modifier == 1:
             w.word(["that"], [1.0])
             obj = w.choose([1 - self.object_rc_prob, self.object_rc_prob],
                            lambda r: int(r.peek() in _DETS[0] + _DETS[1]))
@@ -201,7 +219,7 @@ class TinyLang:
         w.agreements.append((noun_pos, verb_pos, number, kind))
 
     def _vp(self, w, number: int, depth: int, subject_pos: int, kind: str) -> None:
-        if w.choose([1 - self.adv_prob, self.adv_prob], lambda r: int(r.peek() in _ADVERBS)):
+        while w.choose([1 - self.adv_prob, self.adv_prob], lambda r: int(r.peek() in _ADVERBS)):
             w.word(_ADVERBS, self.p_adv)
         trans = w.choose([1 - self.transitive_prob, self.transitive_prob],
                          lambda r: 0 if r.peek() in self.vi[0] + self.vi[1] else 1 if r.peek() in self.vt[0] + self.vt[1] else None)
@@ -235,12 +253,17 @@ class TinyLang:
             return -math.inf
         return r.logprob if r.i == len(toks) else -math.inf
 
-    def minimal_pairs(self, distance: int, n: int, seed: int = 0, max_samples: int = 400_000) -> list[MinimalPair]:
+    def minimal_pairs(self, distance: int, n: int, seed: int = 0, max_samples: int = 400_000,
+                      local_cues: bool = False) -> list[MinimalPair]:
         """``n`` grammatical sentences whose main subject and verb are ``distance`` words apart,
         each paired with the same sentence with the main verb's number flipped (ungrammatical).
 
         Sentences are drawn from the grammar itself (rejection sampling), so the probe uses
-        the same distribution the models are trained on.
+        the same distribution the models are trained on. By default (``local_cues=False``)
+        sentences in which another word between subject and verb agrees with the subject (the
+        verb of a subject relative clause, "the dog that *sleeps* runs") are skipped: then the
+        only evidence for the verb's number is the subject, ``distance`` words back, and the
+        numbers of the nouns in between are independent of it.
         """
         if distance < 1:
             raise ValueError(f"distance must be >= 1, got {distance}")
@@ -250,11 +273,13 @@ class TinyLang:
             tries += 1
             if tries > max_samples:
                 raise RuntimeError(f"only {len(pairs)} of {n} sentences with distance {distance} found "
-                                   f"in {max_samples} samples; lower n or raise rc_prob/max_depth")
+                                   f"in {max_samples} samples; lower n, or allow local_cues")
             s = _Sampler(rng)
             self._sentence(s)
             noun, verb, number, _ = next(a for a in s.agreements if a[3] == "main")
             if verb - noun != distance:
+                continue
+            if not local_cues and any(a[0] == noun and a[3] == "subject-rc" for a in s.agreements):
                 continue
             bad = list(s.tokens)
             bad[verb] = self.flip[bad[verb]]
