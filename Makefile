@@ -15,7 +15,6 @@ ifeq ($(origin TEXTBOOK_LM_DATA), undefined)
     export TEXTBOOK_LM_DATA := $(abspath ../shared/data)
   endif
 endif
-export MPLBACKEND ?= Agg
 
 .PHONY: help setup book lab test unit nbval site execute stamp leaderboard clean
 

@@ -55,3 +55,9 @@ def test_leaderboard_add_table_chart_roundtrip(tmp_path):
     assert len(fig.axes[0].patches) == 1
     with pytest.raises(KeyError):
         again.get("nope", "wikitext-2")
+
+
+def test_scatter_labels_points():
+    fig = plot.scatter([1, 10, 100], [1, 5, 50], labels={"b": (10, 5)}, logx=True, logy=True, diagonal=True)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["b"] and ax.get_xscale() == "log"

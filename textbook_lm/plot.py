@@ -6,8 +6,9 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars"]
+__all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter"]
 
 
 def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "",
@@ -54,6 +55,8 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
         fig = ax.figure
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o" if markers else None, ms=4, label=name)
+    if all(float(v).is_integer() for x, _ in series.values() for v in x) and not logx:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, (name, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, ls="--", lw=1, color=f"C{len(series) + i}", label=name)
     if logx:
@@ -103,7 +106,7 @@ def bars(labels: Sequence[str], values: Sequence[float], *, xlabel: str = "", ti
          reference: Mapping[str, float] | None = None, log: bool = False, fmt: str = "{:.2f}", ax=None) -> Figure:
     """Horizontal bars with their values written on them and optional labelled reference lines."""
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(labels) + 1.4))
+        fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(labels) + 1.6 + 0.22 * len(reference or {})))
     else:
         fig = ax.figure
     y = np.arange(len(labels))
@@ -114,12 +117,40 @@ def bars(labels: Sequence[str], values: Sequence[float], *, xlabel: str = "", ti
         ax.text(v, yi, " " + fmt.format(v), va="center", fontsize=8)
     for i, (name, v) in enumerate((reference or {}).items()):
         ax.axvline(v, ls="--", lw=1.2, color=f"C{i + 1}", label=name)
-    if reference:
-        ax.legend(fontsize=8, loc="lower right")
+    if reference:   # below the axes, so it never hides a bar
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.set_xlim(right=max(list(values) + list((reference or {}).values())) * (1.6 if log else 1.15))
+    fig.tight_layout()
+    return fig
+
+
+def scatter(x: Sequence[float], y: Sequence[float], *, labels: Mapping[str, tuple[float, float]] | None = None,
+            xlabel: str = "", ylabel: str = "", title: str = "", logx: bool = False, logy: bool = False,
+            diagonal: bool = False, ax=None) -> Figure:
+    """A scatter of many points, with a few named points highlighted and labelled."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    else:
+        fig = ax.figure
+    ax.scatter(x, y, s=4, alpha=0.25, color="C0", linewidths=0)
+    for name, (px, py) in (labels or {}).items():
+        ax.scatter([px], [py], s=25, color="C3")
+        ax.annotate(name, (px, py), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    if diagonal:
+        lo, hi = max(min(np.min(x), np.min(y)), 1e-9), max(np.max(x), np.max(y))
+        ax.plot([lo, hi], [lo, hi], ls="--", lw=1, color="gray", label="y = x")
+        ax.legend(fontsize=8)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
