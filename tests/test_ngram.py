@@ -182,14 +182,20 @@ def test_long_range_agreement_is_beyond_a_trigram():
 
 
 # --------------------------------------------------------------------------- reference libraries
-def test_agrees_with_nltk_where_nltk_is_right():
+def _nltk_kn(order: int, sents):
+    """NLTK's KneserNeyInterpolated with discount 0.1, fitted on NLTK's padded n-grams."""
     nltk_lm = pytest.importorskip("nltk.lm", reason="needs nltk (pip install -e .[test])")
     from nltk.lm.preprocessing import padded_everygram_pipeline
 
+    train, vocab = padded_everygram_pipeline(order, sents)
+    model = nltk_lm.KneserNeyInterpolated(order, discount=0.1)
+    model.fit(train, vocab)
+    return model
+
+
+def test_agrees_with_nltk_where_nltk_is_right():
     sents = [s.tokens for s in tinylang.TinyLang().sample(300, seed=4)]
-    train, vocab = padded_everygram_pipeline(2, sents)
-    theirs = nltk_lm.KneserNeyInterpolated(2, discount=0.1)
-    theirs.fit(train, vocab)
+    theirs = _nltk_kn(2, sents)
     # NLTK's KN: one fixed discount, and a continuation unigram with no uniform floor
     ours = ngram.KneserNey(ngram.NGramCounts(sents, 2), 2, discount=0.1, unigram_floor=False)
     words = sorted({w for s in sents for w in s})
@@ -200,13 +206,8 @@ def test_agrees_with_nltk_where_nltk_is_right():
 
 def test_documents_where_nltk_is_wrong():
     """NLTK pads a trigram model with two <s>; the distribution after that padding does not sum to 1."""
-    nltk_lm = pytest.importorskip("nltk.lm", reason="needs nltk (pip install -e .[test])")
-    from nltk.lm.preprocessing import padded_everygram_pipeline
-
     sents = [s.tokens for s in tinylang.TinyLang().sample(300, seed=4)]
-    train, vocab = padded_everygram_pipeline(3, sents)
-    theirs = nltk_lm.KneserNeyInterpolated(3, discount=0.1)
-    theirs.fit(train, vocab)
+    theirs = _nltk_kn(3, sents)
     total = sum(theirs.score(w, ["<s>", "<s>"]) for w in theirs.vocab)
     assert abs(total - 1.0) > 1e-6          # NLTK: mass leaks to the padding symbols
     assert theirs.score("<s>", ["the", "dog"]) > 0     # ... and <s> itself gets predicted

@@ -11,6 +11,20 @@ from matplotlib.ticker import MaxNLocator
 __all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter"]
 
 
+def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False) -> Figure:
+    """Shared finishing touches: scales, labels, a light grid, tight layout."""
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "",
             xlabel: str = "", ylabel: str = "", annotate: bool = True, fmt: str = "{:.0f}",
             cmap: str = "Blues", log: bool = False, ax=None) -> Figure:
@@ -59,17 +73,8 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, (name, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, ls="--", lw=1, color=f"C{len(series) + i}", label=name)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel, ylabel, title, logx, logy)
 
 
 def training_curves(steps: Sequence[int], train: Sequence[float], val: Sequence[float] | None = None, *,
@@ -144,13 +149,4 @@ def scatter(x: Sequence[float], y: Sequence[float], *, labels: Mapping[str, tupl
         lo, hi = max(min(np.min(x), np.min(y)), 1e-9), max(np.max(x), np.max(y))
         ax.plot([lo, hi], [lo, hi], ls="--", lw=1, color="gray", label="y = x")
         ax.legend(fontsize=8)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel, ylabel, title, logx, logy)
