@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -7,6 +8,7 @@ import pytest
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))      # tests/reference_*.py helpers
 
 
 def _data_dir():
