@@ -61,3 +61,11 @@ def test_scatter_labels_points():
     fig = plot.scatter([1, 10, 100], [1, 5, 50], labels={"b": (10, 5)}, logx=True, logy=True, diagonal=True)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.texts] == ["b"] and ax.get_xscale() == "log"
+
+
+def test_token_pictures_show_every_token():
+    rows = {"bpe": ["Hello", " world", "\n"], "char": list("Hi there")}
+    html = plot.tokens_html(rows).data
+    assert html.count("<span") == 11 and "\u00b7world" in html and "\u21b5" in html
+    fig = plot.token_strips(rows, width=6)
+    assert len(fig.axes[0].patches) == 11

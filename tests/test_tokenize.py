@@ -125,3 +125,19 @@ def test_vocab_size_is_respected():
     with pytest.raises(ValueError, match="vocab_size"):
         T.BPETokenizer.train(TEXT, 100)
     assert T.WordTokenizer.train(TEXT, max_vocab=10).vocab_size == 11        # + <unk>
+
+
+def test_shipped_tokenizers_load_and_match_their_recipe(data_dir):
+    tok = T.pretrained("shakespeare-bpe-1k")
+    assert tok.vocab_size == T.PRETRAINED["shakespeare-bpe-1k"]["vocab_size"]
+    assert T.train_pretrained("shakespeare-bpe-1k").merges == tok.merges      # reproducible from the recipe
+    for name in T.PRETRAINED:
+        assert T.pretrained(name).vocab_size == T.PRETRAINED[name]["vocab_size"]
+    with pytest.raises(KeyError, match="unknown tokenizer"):
+        T.pretrained("gpt4")
+
+
+def test_trace_records_each_merge_with_its_count():
+    trace = []
+    merges = T.learn_merges([[0, 1, 0, 1], [0, 1]], [2, 1], 2, 10, min_frequency=1, trace=trace)
+    assert [p for p, _ in trace] == merges and trace[0] == ((0, 1), 5)

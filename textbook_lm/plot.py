@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter"]
+__all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips"]
 
 
 def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False) -> Figure:
@@ -150,3 +150,58 @@ def scatter(x: Sequence[float], y: Sequence[float], *, labels: Mapping[str, tupl
         ax.plot([lo, hi], [lo, hi], ls="--", lw=1, color="gray", label="y = x")
         ax.legend(fontsize=8)
     return _finish(fig, ax, xlabel, ylabel, title, logx, logy)
+
+
+_TOKEN_COLOURS = ["#cfe3f5", "#fbd9c0", "#d4edc9", "#f3cbe0", "#e6dcf5", "#fdf0b5"]
+
+
+def _visible(piece: str) -> str:
+    """Make whitespace inside a token visible: space as a middle dot, newline as a return arrow."""
+    return piece.replace(" ", "\u00b7").replace("\n", "\u21b5").replace("\t", "\u2192")
+
+
+def tokens_html(rows: Mapping[str, Sequence[str]]):
+    """Each row's tokens as coloured boxes (HTML, so any script renders in the browser)."""
+    import html
+
+    from IPython.display import HTML
+
+    out = ["<div style='font-family:monospace;line-height:2.1'>"]
+    for name, pieces in rows.items():
+        spans = "".join(
+            f"<span style='background:{_TOKEN_COLOURS[i % len(_TOKEN_COLOURS)]};padding:2px 1px;margin:0 1px;"
+            f"border-radius:3px'>{html.escape(_visible(p))}</span>" for i, p in enumerate(pieces))
+        out.append(f"<div><b>{html.escape(name)}</b> ({len(pieces)} tokens): {spans}</div>")
+    out.append("</div>")
+    return HTML("".join(out))
+
+
+def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: int = 70) -> Figure:
+    """A static picture of tokenizations: one strip of coloured boxes per row (wrapped at
+    ``width`` characters). Use Latin text: matplotlib's default font has no CJK glyphs."""
+    lines: list[tuple[str, list[str]]] = []
+    for name, pieces in rows.items():
+        current, used, first = [], 0, True
+        for p in pieces:
+            v = _visible(p)
+            if used + len(v) > width and current:
+                lines.append((f"{name} ({len(pieces)})" if first else "", current))
+                current, used, first = [], 0, False
+            current.append(v)
+            used += len(v) + 0.6
+        lines.append((f"{name} ({len(pieces)})" if first else "", current))
+    fig, ax = plt.subplots(figsize=(0.13 * width + 2.5, 0.42 * len(lines) + 0.8))
+    for r, (label, pieces) in enumerate(lines):
+        y, x = len(lines) - r - 1, 0.0
+        ax.text(-0.8, y, label, ha="right", va="center", fontsize=9, fontweight="bold")
+        for i, v in enumerate(pieces):
+            w = max(len(v), 1)
+            ax.add_patch(plt.Rectangle((x, y - 0.35), w, 0.7, color=_TOKEN_COLOURS[i % len(_TOKEN_COLOURS)], ec="gray", lw=0.4))
+            ax.text(x + w / 2, y, v, ha="center", va="center", fontsize=8, family="monospace")
+            x += w + 0.6
+    ax.set_xlim(-0.5, width + 1)
+    ax.set_ylim(-0.7, len(lines) - 0.3)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import regex
 
 __all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "WordPieceTokenizer",
-           "GPT2_PATTERN", "split_words", "learn_merges", "load"]
+           "GPT2_PATTERN", "split_words", "learn_merges", "load", "PRETRAINED", "pretrained", "corpus_text"]
 
 # GPT-2's pre-tokenization: contractions, letters, numbers, other symbols, each with at most
 # one leading space, and runs of whitespace. BPE merges never cross these boundaries.
@@ -181,7 +181,7 @@ class WordTokenizer(Tokenizer):
 
 # ---------------------------------------------------------------------------- BPE merges
 def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges: int, next_id: int,
-                 min_frequency: int = 2) -> list[tuple[int, int]]:
+                 min_frequency: int = 2, trace: list | None = None) -> list[tuple[int, int]]:
     """Learn up to ``n_merges`` BPE merges over symbol sequences (each with a frequency).
 
     At each step the most frequent adjacent pair is merged into a new symbol ``next_id``,
@@ -191,6 +191,7 @@ def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges:
 
     Fast: instead of recounting every pair after every merge, only the words that contain
     the merged pair are touched, and a heap with lazy deletion finds the next best pair.
+    Pass a list as ``trace`` to receive ``(pair, count)`` for every merge, in order.
     """
     words = [list(w) for w in words]
     counts: dict[tuple[int, int], int] = defaultdict(int)
@@ -210,6 +211,8 @@ def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges:
             break
         new = next_id + len(merges)
         merges.append(pair)
+        if trace is not None:
+            trace.append((pair, -neg))
         touched: set[tuple[int, int]] = set()
         for i in list(where.pop(pair, ())):
             w, f = words[i], freqs[i]
@@ -432,3 +435,70 @@ def load(path: str | Path) -> Tokenizer:
     if kind == "wordpiece":
         return WordPieceTokenizer(state["vocab"], specials, state["lowercase"], state["max_chars"])
     raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected char, word, bpe or wordpiece")
+
+
+# ---------------------------------------------------------------------------- the book's tokenizers
+PRETRAINED_DIR = Path(__file__).with_name("results") / "tokenizers"
+# name -> recipe; `python -m textbook_lm.tokenize build` trains them all and writes the JSON
+# files shipped with the package, so later chapters load them instead of retraining.
+PRETRAINED = {
+    "shakespeare-bpe-1k": {"kind": "bpe", "corpus": "tinyshakespeare", "vocab_size": 1257, "specials": ["<|endoftext|>"]},
+    "wikitext2-bpe-4k": {"kind": "bpe", "corpus": "wikitext-2", "vocab_size": 4096, "specials": ["<|endoftext|>"]},
+    "wikitext2-wordpiece-8k": {"kind": "wordpiece", "corpus": "wikitext-2", "vocab_size": 8000},
+    "tang-bpe-4k": {"kind": "bpe", "corpus": "chinese-poetry", "vocab_size": 4096, "specials": ["<|endoftext|>"]},
+}
+
+
+def corpus_text(corpus: str) -> str:
+    """A corpus as one training text: Tiny Shakespeare as is, WikiText-2's training lines
+    joined by newlines, the Tang poems separated by blank lines."""
+    from textbook_lm.data import corpora
+
+    if corpus == "tinyshakespeare":
+        return corpora.tiny_shakespeare()
+    if corpus == "wikitext-2":
+        return "\n".join(" ".join(s) for s in corpora.wikitext2("train"))
+    if corpus == "chinese-poetry":
+        return "\n\n".join(p["text"] for p in corpora.tang_poems())
+    raise KeyError(f"no training text defined for corpus {corpus!r}")
+
+
+def train_pretrained(name: str) -> Tokenizer:
+    """Train the book's tokenizer ``name`` from its recipe (deterministic)."""
+    r = PRETRAINED[name]
+    text = corpus_text(r["corpus"])
+    if r["kind"] == "bpe":
+        return BPETokenizer.train(text, r["vocab_size"], specials=r.get("specials", ()))
+    return WordPieceTokenizer.train(text, r["vocab_size"])
+
+
+def pretrained(name: str) -> Tokenizer:
+    """Load one of the book's tokenizers (trained in Chapter 2 and shipped with the package)."""
+    if name not in PRETRAINED:
+        raise KeyError(f"unknown tokenizer {name!r}; the book's tokenizers: {sorted(PRETRAINED)}")
+    path = PRETRAINED_DIR / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with: python -m textbook_lm.tokenize build {name}")
+    return load(path)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.tokenize",
+                                 description="Train the book's tokenizers and write them into the package.")
+    ap.add_argument("command", choices=["build"])
+    ap.add_argument("names", nargs="*", help=f"some of {sorted(PRETRAINED)} (default: all)")
+    args = ap.parse_args(argv)
+    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+    for name in args.names or list(PRETRAINED):
+        t0 = time.perf_counter()
+        tok = train_pretrained(name)
+        tok.save(PRETRAINED_DIR / f"{name}.json")
+        print(f"{name}: {tok!r}, trained in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
