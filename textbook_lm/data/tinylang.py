@@ -171,6 +171,23 @@ class TinyLang:
             words.update(pair)
         return sorted(words) + [EOS]
 
+    def word_classes(self) -> dict[str, str]:
+        """The grammatical class of every word, known from the grammar (for probing word vectors)."""
+        classes = {"that": "relative pronoun", "the": "determiner (either number)"}
+        for number, name in ((SG, "singular"), (PL, "plural")):
+            for d in _DETS[number][1:]:
+                classes[d] = f"determiner ({name})"
+            for w in self.nouns[number]:
+                classes[w] = f"noun ({name})"
+            for w in self.vi[number]:
+                classes[w] = f"intransitive verb ({name})"
+            for w in self.vt[number]:
+                classes[w] = f"transitive verb ({name})"
+        classes.update({w: "adjective" for w in _ADJECTIVES})
+        classes.update({w: "adverb" for w in _ADVERBS})
+        classes.update({w: "preposition" for w in _PREPOSITIONS})
+        return classes
+
     # ------------------------------------------------------------------ the grammar
     def _sentence(self, w) -> None:
         number = w.choose([0.5, 0.5], lambda r: self._np_number(r, 0))
