@@ -8,10 +8,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips"]
+__all__ = ["finish", "heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips"]
 
 
-def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False) -> Figure:
+def finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False) -> Figure:
     """Shared finishing touches: scales, labels, a light grid, tight layout."""
     if logx:
         ax.set_xscale("log")
@@ -74,7 +74,7 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
     for i, (name, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, ls="--", lw=1, color=f"C{len(series) + i}", label=name)
     ax.legend(fontsize=8)
-    return _finish(fig, ax, xlabel, ylabel, title, logx, logy)
+    return finish(fig, ax, xlabel, ylabel, title, logx, logy)
 
 
 def training_curves(steps: Sequence[int], train: Sequence[float], val: Sequence[float] | None = None, *,
@@ -149,7 +149,7 @@ def scatter(x: Sequence[float], y: Sequence[float], *, labels: Mapping[str, tupl
         lo, hi = max(min(np.min(x), np.min(y)), 1e-9), max(np.max(x), np.max(y))
         ax.plot([lo, hi], [lo, hi], ls="--", lw=1, color="gray", label="y = x")
         ax.legend(fontsize=8)
-    return _finish(fig, ax, xlabel, ylabel, title, logx, logy)
+    return finish(fig, ax, xlabel, ylabel, title, logx, logy)
 
 
 _TOKEN_COLOURS = ["#cfe3f5", "#fbd9c0", "#d4edc9", "#f3cbe0", "#e6dcf5", "#fdf0b5"]

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import regex
 
 __all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "WordPieceTokenizer",
-           "GPT2_PATTERN", "split_words", "learn_merges", "load", "PRETRAINED", "pretrained", "corpus_text"]
+           "GPT2_PATTERN", "split_words", "learn_merges", "merge_pair", "load", "PRETRAINED", "pretrained", "corpus_text"]
 
 # GPT-2's pre-tokenization: contractions, letters, numbers, other symbols, each with at most
 # one leading space, and runs of whitespace. BPE merges never cross these boundaries.
@@ -221,7 +221,7 @@ def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges:
             for p in zip(w, w[1:]):              # remove the word's old pairs ...
                 counts[p] -= f
                 touched.add(p)
-            words[i] = w = _merge(w, pair, new)
+            words[i] = w = merge_pair(w, pair, new)
             for p in zip(w, w[1:]):              # ... and add its new ones
                 counts[p] += f
                 where[p].add(i)
@@ -236,7 +236,7 @@ def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges:
     return merges
 
 
-def _merge(word: list[int], pair: tuple[int, int], new: int) -> list[int]:
+def merge_pair(word: list[int], pair: tuple[int, int], new: int) -> list[int]:
     """Replace every non-overlapping occurrence of ``pair`` (left to right) by ``new``."""
     out, i, a, b = [], 0, pair[0], pair[1]
     while i < len(word):
@@ -255,7 +255,7 @@ def _apply_merges(symbols: list[int], ranks: dict[tuple[int, int], int], first_i
         pair = min(zip(symbols, symbols[1:]), key=lambda p: ranks.get(p, 1 << 60))
         if pair not in ranks:
             break
-        symbols = _merge(symbols, pair, first_id + ranks[pair])
+        symbols = merge_pair(symbols, pair, first_id + ranks[pair])
     return symbols
 
 
