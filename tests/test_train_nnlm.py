@@ -1,0 +1,165 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from textbook_lm import nnlm, train
+from textbook_lm.data import tinylang
+
+
+def _stream(n=4000, vocab=7, seed=0):
+    """A stream where each token determines the next almost surely: easy to learn."""
+    g = torch.Generator().manual_seed(seed)
+    ids = [0]
+    for _ in range(n - 1):
+        ids.append((ids[-1] * 3 + 1) % vocab if torch.rand(1, generator=g).item() > 0.1 else int(torch.randint(0, vocab, (1,), generator=g)))
+    return train.TokenStream(ids)
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    cfg = train.TrainConfig(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1)
+    lrs = [train.lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))          # monotone decay after warmup
+    assert train.lr_at(100, cfg) == pytest.approx(0.1)
+
+
+def test_batches_are_shifted_windows():
+    s = train.TokenStream(torch.arange(100))
+    x, y = s.batch(4, 8, "random", torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 8) and torch.equal(y, x + 1)
+    s2 = train.TokenStream(torch.arange(41))
+    first, _ = s2.batch(2, 5, "contiguous")
+    second, _ = s2.batch(2, 5, "contiguous")
+    assert first.tolist() == [[0, 1, 2, 3, 4], [20, 21, 22, 23, 24]] and second[0, 0] == 5
+    with pytest.raises(ValueError):
+        train.TrainConfig(sampling="shuffled")
+
+
+def test_training_learns_and_is_deterministic():
+    data, val = _stream(), _stream(seed=1)
+    cfg = train.TrainConfig(steps=60, batch_size=16, seq_len=16, lr=0.05, warmup=5, eval_every=20)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = nnlm.BigramNet(7)
+        runs.append(train.train(model, data, val, cfg, progress=False))
+    h = runs[0]
+    assert h.train_loss == runs[1].train_loss and h.val_loss == runs[1].val_loss
+    assert h.val_step == [20, 40, 60] and h.val_loss[-1] < 0.6 * math.log(7)
+    assert h.tokens_per_step == 16 * 16 and len(h.lr) == 60
+    assert isinstance(h.plot(), __import__("matplotlib").figure.Figure)
+
+
+def test_gradient_clipping_caps_the_gradient_norm():
+    data = _stream()
+    torch.manual_seed(0)
+    model = nnlm.BigramNet(7)
+    cfg = train.TrainConfig(steps=1, batch_size=8, seq_len=8, warmup=1, grad_clip=0.01)
+    h = train.train(model, data, None, cfg, progress=False)
+    clipped = torch.linalg.vector_norm(model.table.weight.grad)      # the gradient the optimizer used
+    assert h.grad_norm[0] > 0.01 and clipped == pytest.approx(0.01, rel=1e-4)
+
+
+def test_resume_continues_exactly(tmp_path):
+    data, val = _stream(), _stream(seed=1)
+    cfg = train.TrainConfig(steps=30, batch_size=8, seq_len=12, lr=0.02, warmup=3, eval_every=10)
+
+    def fresh():
+        torch.manual_seed(0)
+        return nnlm.RecurrentLM(nnlm.RecurrentConfig(7, "gru", emb_dim=8, hidden=8, dropout=0.1))
+
+    straight = train.train(fresh(), data, val, cfg, progress=False)
+    ckpt = tmp_path / "run.pt"
+    # a wall-clock budget of 0 s stops after one step, as if the run were interrupted ...
+    h1 = train.train(fresh(), data, val, train.TrainConfig(**{**cfg.__dict__, "max_seconds": 0.0}),
+                     checkpoint=ckpt, progress=False)
+    assert len(h1.step) == 1
+    # ... and a new process picks it up from the checkpoint: 29 more steps, not 30
+    calls = []
+    batch = data.batch
+    data.batch = lambda *a, **k: calls.append(1) or batch(*a, **k)
+    resumed_model = fresh()
+    h2 = train.train(resumed_model, data, val, cfg, checkpoint=ckpt, progress=False)
+    assert len(calls) == 29
+    assert h2.step == straight.step
+    assert h2.train_loss == pytest.approx(straight.train_loss, abs=1e-6)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 30 and state["history"]["val_step"][-1] == 30
+
+
+def test_evaluate_is_mean_nats_per_token():
+    model = nnlm.BigramNet(5)                                   # zero logits: uniform over 5 tokens
+    s = train.TokenStream(torch.randint(0, 5, (101,)))
+    assert train.evaluate(model, s, seq_len=7) == pytest.approx(math.log(5), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- models
+def test_explicit_rnn_cell_matches_torch_rnn():
+    torch.manual_seed(0)
+    m = nnlm.RecurrentLM(nnlm.RecurrentConfig(11, "rnn", emb_dim=6, hidden=5))
+    idx = torch.randint(0, 11, (3, 9))
+    logits, _ = m(idx)
+    logits2, hs = m.forward_explicit(idx)
+    assert torch.allclose(logits, logits2, atol=1e-6) and hs.shape == (3, 9, 5)
+    with pytest.raises(ValueError):
+        nnlm.RecurrentLM(nnlm.RecurrentConfig(11, "lstm")).forward_explicit(idx)
+
+
+def test_models_are_causal_and_nnlm_sees_only_its_window():
+    torch.manual_seed(0)
+    idx = torch.randint(0, 20, (2, 12))
+    later = idx.clone()
+    later[:, 8:] = (later[:, 8:] + 1) % 20                      # change tokens from position 8 on
+    models = [nnlm.BengioNNLM(nnlm.NNLMConfig(20, context=3, direct=True)),
+              nnlm.RecurrentLM(nnlm.RecurrentConfig(20, "lstm", emb_dim=8, hidden=8)),
+              nnlm.RecurrentLM(nnlm.RecurrentConfig(20, "gru", emb_dim=8, hidden=8, layers=2))]
+    for m in models:
+        a, b = m(idx), m(later)
+        a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
+        assert torch.allclose(a[:, :8], b[:, :8]) and not torch.allclose(a[:, 8:], b[:, 8:])
+    nn_lm = models[0]
+    early = idx.clone()
+    early[:, 0] = (early[:, 0] + 1) % 20                        # position 0 is outside the window of position 5
+    assert torch.allclose(nn_lm(idx)[:, 5:], nn_lm(early)[:, 5:])
+    assert nn_lm.windows(idx)[0, 0].tolist() == [20, 20, int(idx[0, 0])]     # padded on the left
+
+
+def test_bad_ids_raise_clear_errors():
+    m = nnlm.RecurrentLM(nnlm.RecurrentConfig(10, "lstm", emb_dim=4, hidden=4))
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 10\)"):
+        m(torch.tensor([[1, 10]]))
+    with pytest.raises(ValueError):
+        nnlm.BengioNNLM(nnlm.NNLMConfig(10))(torch.tensor([[-1, 2]]))
+    with pytest.raises(ValueError, match="tying"):
+        nnlm.RecurrentLM(nnlm.RecurrentConfig(10, tie=True, emb_dim=4, hidden=8))
+
+
+def test_weight_tying_shares_parameters():
+    tied = nnlm.RecurrentLM(nnlm.RecurrentConfig(50, "lstm", emb_dim=16, hidden=16, tie=True))
+    untied = nnlm.RecurrentLM(nnlm.RecurrentConfig(50, "lstm", emb_dim=16, hidden=16))
+    assert tied.out.weight is tied.emb.weight
+    assert nnlm.count_params(untied) - nnlm.count_params(tied) == 50 * 16
+    t2 = nnlm.BengioNNLM(nnlm.NNLMConfig(50, emb_dim=16, hidden=16, tie=True))
+    assert t2(torch.tensor([[1, 2, 3]])).shape == (1, 3, 50)
+
+
+def test_bigram_net_learns_the_bigram_table():
+    """Gradient descent on a one-layer net over one-hot inputs recovers the MLE bigram probabilities."""
+    sents = tinylang.TinyLang().sample(300, seed=2)
+    vocab = sorted({w for s in sents for w in s.tokens} | {tinylang.EOS})
+    ids = torch.tensor([vocab.index(w) for s in sents for w in s.tokens + [tinylang.EOS]])
+    counts = torch.zeros(len(vocab), len(vocab))
+    counts.index_put_((ids[:-1], ids[1:]), torch.ones(len(ids) - 1), accumulate=True)
+    model = nnlm.BigramNet(len(vocab))
+    opt = torch.optim.Adam(model.parameters(), lr=0.5)
+    for _ in range(300):
+        loss = F.cross_entropy(model(ids[:-1][None])[0], ids[1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    mle = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    nll_mle = -(torch.log(mle[ids[:-1], ids[1:]])).mean()
+    assert loss.item() == pytest.approx(nll_mle.item(), abs=0.02)
