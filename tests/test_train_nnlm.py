@@ -163,3 +163,76 @@ def test_bigram_net_learns_the_bigram_table():
     mle = counts / counts.sum(1, keepdim=True).clamp(min=1)
     nll_mle = -(torch.log(mle[ids[:-1], ids[1:]])).mean()
     assert loss.item() == pytest.approx(nll_mle.item(), abs=0.02)
+
+
+def test_sequence_scores_follow_the_book_convention():
+    torch.manual_seed(0)
+    m = nnlm.WordLSTM(nnlm.WordLSTMConfig(300, dim=8, hidden=16, cutoffs=(20, 100))).eval()
+    seqs = [[5, 6, 7], [250], []]
+    lp = train.sequence_logprobs(m, seqs, start_id=0)
+    for s, got in zip(seqs, lp):                                # one at a time, by hand
+        x, y = torch.tensor([[0] + s]), torch.tensor([s + [0]])
+        full, _ = m(x)
+        assert got == pytest.approx(full.gather(-1, y[..., None]).sum().item(), abs=1e-4)
+    score = train.score_sequences(m, seqs, 0)
+    assert score.n_tokens == 3 + 1 + 0 + 3 and score.nll == pytest.approx(-lp.sum())
+
+
+def test_adaptive_softmax_is_a_proper_distribution():
+    torch.manual_seed(0)
+    m = nnlm.WordLSTM(nnlm.WordLSTMConfig(1000, dim=16, hidden=32, cutoffs=(50, 300))).eval()
+    x = torch.randint(0, 1000, (2, 6))
+    logp, _ = m(x)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 6), atol=1e-5)
+    y = torch.randint(0, 1000, (2, 6))
+    assert torch.allclose(m.target_logprobs(x, y), logp.gather(-1, y[..., None]).squeeze(-1), atol=1e-5)
+    with pytest.raises(ValueError, match="cutoffs"):
+        nnlm.WordLSTM(nnlm.WordLSTMConfig(100, cutoffs=(50, 40)))
+
+
+def test_vanilla_rnn_gradients_vanish_or_explode_with_distance():
+    torch.manual_seed(0)
+    m = nnlm.RecurrentLM(nnlm.RecurrentConfig(20, "rnn", emb_dim=16, hidden=32))
+    idx = torch.randint(0, 20, (1, 41))
+    with torch.no_grad():
+        m.rnn.weight_hh_l0.copy_(0.5 * torch.linalg.qr(torch.randn(32, 32))[0])     # spectral radius 0.5
+    small = nnlm.gradient_norms(m, idx)
+    assert small[-1] > 1e6 * small[0]                           # 40 steps back: vanished
+    with torch.no_grad():
+        m.rnn.weight_hh_l0.mul_(4.0)                              # spectral radius 2 ...
+        m.rnn.weight_ih_l0.mul_(1e-4)                             # ... and tiny inputs keep tanh linear
+        m.rnn.bias_ih_l0.zero_()
+        m.rnn.bias_hh_l0.zero_()
+    big = nnlm.gradient_norms(m, idx[:, :13])                   # 12 steps: 2 ** 11 growth
+    assert big[0] > 500 * big[-1]                               # the far past dominates: exploded
+
+
+def test_sampling_is_seeded_and_stops_at_eos():
+    vocab = ["<eos>", "a", "b"]
+    m = nnlm.BigramNet(3)
+    with torch.no_grad():
+        m.table.weight.copy_(torch.tensor([[0.0, 5, -5], [-5, -5, 5], [5, -5, -5]]))   # <eos> a b <eos>
+    out = nnlm.sample(m, vocab, n=3, temperature=0.01, seed=1)
+    assert out == [["a", "b"]] * 3
+    assert nnlm.sample(m, vocab, 2, seed=4) == nnlm.sample(m, vocab, 2, seed=4)
+    with pytest.raises(ValueError):
+        nnlm.sample(m, vocab, temperature=0)
+
+
+def test_shipped_wikitext2_lstm_loads_and_is_within_budget():
+    path = nnlm.PRETRAINED_DIR / "wikitext2-lstm.pt"
+    assert path.stat().st_size < 5_000_000
+    state = torch.load(path, weights_only=True)
+    assert state["info"]["test_perplexity"] < 0.85 * 224.81        # beats Chapter 1's KN5 by 15%+
+    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+
+
+def test_shipped_wikitext2_lstm_scores_as_recorded(data_dir):
+    from textbook_lm.data import corpora
+
+    model, vocab, info = nnlm.pretrained("wikitext2-lstm")
+    test = corpora.wikitext2("test")[:300]
+    s = train.score_sequences(model, nnlm.encode(test, vocab), vocab.index("<eos>"))
+    assert 4.0 < s.cross_entropy < 6.0
+    with pytest.raises(KeyError, match="not in the model's vocabulary"):
+        nnlm.encode([["surely-not-a-wikitext-word"]], vocab)

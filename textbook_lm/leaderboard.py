@@ -26,7 +26,7 @@ __all__ = ["Entry", "Anchor", "ANCHORS", "SOURCES", "Leaderboard", "load", "DEFA
 DEFAULT_PATH = Path(__file__).with_name("results") / "leaderboard.json"
 
 # name -> "module:function" returning a list of Entry; one per chapter that trains models
-SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries"}
+SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries", "nnlm": "textbook_lm.nnlm:leaderboard_entries"}
 
 
 @dataclass

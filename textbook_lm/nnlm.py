@@ -8,13 +8,22 @@ position ``t`` predict token ``t + 1`` from tokens ``0..t`` (for the NNLM, from 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["BigramNet", "NNLMConfig", "BengioNNLM", "RecurrentConfig", "RecurrentLM", "check_ids", "count_params"]
+# PyTorch's CPU LSTM with proj_size falls back to its own (correct) kernel and says so on every call.
+warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+
+__all__ = ["BigramNet", "NNLMConfig", "BengioNNLM", "RecurrentConfig", "RecurrentLM", "TiedAdaptiveSoftmax",
+           "WordLSTMConfig", "WordLSTM", "check_ids", "count_params", "gradient_norms", "sample",
+           "frequency_vocab", "encode", "stream", "train_tinylang", "pretrained", "leaderboard_entries"]
 
 
 def check_ids(idx: torch.Tensor, vocab_size: int) -> None:
@@ -156,3 +165,345 @@ class RecurrentLM(nn.Module):
             states.append(h)
         hs = torch.stack(states, dim=1)                                      # (B, T, H)
         return self.out(hs), hs
+
+
+class TiedAdaptiveSoftmax(nn.Module):
+    """Exact softmax over a large vocabulary at a fraction of the cost (Grave et al., 2017),
+    with the output vectors tied to the input embedding (Press and Wolf, 2017).
+
+    Word ids must be sorted by frequency (0 = most frequent). The *head* scores the
+    ``cutoffs[0]`` most frequent words plus one entry per tail cluster; tail cluster ``i``
+    holds words ``cutoffs[i] .. cutoffs[i+1]-1`` and scores them with its own projection of
+    the hidden state. ``log p(w) = log p_head(w)`` for a head word and
+    ``log p_head(cluster) + log p_cluster(w)`` for a tail word: a proper distribution over
+    the whole vocabulary, and most tokens never pay for the big tail matrices.
+    """
+
+    def __init__(self, emb: nn.Embedding, cutoffs: tuple[int, ...]):
+        super().__init__()
+        V, d = emb.weight.shape
+        self.emb, self.bounds = emb, [0, *cutoffs, V]
+        if list(self.bounds) != sorted(set(self.bounds)):
+            raise ValueError(f"cutoffs must increase strictly within (0, {V}), got {cutoffs}")
+        n_tail = len(self.bounds) - 2
+        self.cluster = nn.Linear(d, n_tail)                           # head entries for the tail clusters
+        self.head_bias = nn.Parameter(torch.zeros(cutoffs[0]))
+        self.proj = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(n_tail))
+        self.tail_bias = nn.ParameterList(nn.Parameter(torch.zeros(self.bounds[i + 2] - self.bounds[i + 1]))
+                                          for i in range(n_tail))
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, d) -> (N, cutoffs[0] + n_tail) head log-probabilities."""
+        logits = torch.cat([F.linear(h, self.emb.weight[: self.bounds[1]], self.head_bias), self.cluster(h)], -1)
+        return F.log_softmax(logits, -1)
+
+    def _tail(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.bounds[i + 1], self.bounds[i + 2]
+        return F.log_softmax(F.linear(self.proj[i](h), self.emb.weight[lo:hi], self.tail_bias[i]), -1)
+
+    def log_prob(self, h: torch.Tensor) -> torch.Tensor:
+        """Full log-distribution over the vocabulary: (N, d) -> (N, V)."""
+        head = self._head(h)
+        parts = [head[:, : self.bounds[1]]]
+        for i in range(len(self.proj)):
+            parts.append(head[:, self.bounds[1] + i: self.bounds[1] + i + 1] + self._tail(i, h))
+        return torch.cat(parts, -1)
+
+    def target_log_prob(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """log p(target) for each row: (N, d), (N,) -> (N,). Tail scores only for tail targets."""
+        head = self._head(h)
+        out = head.gather(1, target.clamp(max=self.bounds[1] - 1)[:, None]).squeeze(1)
+        for i in range(len(self.proj)):
+            lo, hi = self.bounds[i + 1], self.bounds[i + 2]
+            rows = ((target >= lo) & (target < hi)).nonzero().squeeze(1)
+            if len(rows):
+                tail = self._tail(i, h[rows]).gather(1, (target[rows] - lo)[:, None]).squeeze(1)
+                out = out.index_put((rows,), head[rows, self.bounds[1] + i] + tail)
+        return out
+
+
+@dataclass
+class WordLSTMConfig:
+    vocab_size: int
+    dim: int = 64                   # embedding size = LSTM output size (tied input/output vectors)
+    hidden: int = 256               # LSTM cell size (projected down to ``dim``)
+    layers: int = 1
+    dropout: float = 0.2
+    cutoffs: tuple[int, ...] = (2000, 10000)
+
+
+class WordLSTM(nn.Module):
+    """A word-level LSTM language model for large vocabularies (WikiText-2): tied embeddings,
+    an LSTM whose output is projected to the embedding size, and a tied adaptive softmax.
+
+    ``forward(idx, state)`` returns full log-probabilities ``(B, T, V)``; training uses the
+    cheaper :meth:`loss`, which computes exactly the same negative log-likelihood.
+    """
+
+    def __init__(self, cfg: WordLSTMConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.dim)
+        nn.init.normal_(self.emb.weight, std=0.05)
+        self.rnn = nn.LSTM(cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, proj_size=cfg.dim,
+                           dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.softmax = TiedAdaptiveSoftmax(self.emb, cfg.cutoffs)
+
+    def hidden_states(self, idx: torch.Tensor, state=None):
+        check_ids(idx, self.cfg.vocab_size)
+        h, state = self.rnn(self.drop(self.emb(idx)), state)       # (B, T, dim)
+        return self.drop(h), state
+
+    def forward(self, idx: torch.Tensor, state=None):
+        h, state = self.hidden_states(idx, state)
+        B, T, d = h.shape
+        return self.softmax.log_prob(h.reshape(B * T, d)).view(B, T, -1), state
+
+    def target_logprobs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log p(y_t | x_<=t) for every position: (B, T)."""
+        h, _ = self.hidden_states(x)
+        return self.softmax.target_log_prob(h.reshape(-1, h.size(-1)), y.reshape(-1)).view(y.shape)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -self.target_logprobs(x, y).mean()
+
+
+def gradient_norms(model: "RecurrentLM", idx: torch.Tensor) -> torch.Tensor:
+    """How strongly the last prediction depends on each earlier input: the norm of the
+    gradient of the final position's log-probability (of the token that follows) with respect
+    to the input embedding at every position. idx: (1, T + 1) -> (T,), index k = distance
+    T - k from the end. This is what backpropagation through time delivers to each step."""
+    x = model.emb(idx[:, :-1]).detach().requires_grad_(True)          # (1, T, E)
+    h, _ = model.rnn(x)
+    logp = F.log_softmax(model.out(h[:, -1]), -1)[0, idx[0, -1]]
+    (grad,) = torch.autograd.grad(logp, x)
+    return grad[0].norm(dim=-1)                                        # (T,)
+
+
+@torch.no_grad()
+def sample(model: nn.Module, vocab: Sequence[str], n: int = 1, temperature: float = 1.0, max_len: int = 40,
+           seed: int = 0, eos: str = "<eos>") -> list[list[str]]:
+    """Sample ``n`` sequences word by word, each starting after ``eos``, until ``eos`` or ``max_len``.
+    Probabilities are reshaped as ``p ** (1 / temperature)``."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    eos_id = list(vocab).index(eos)
+    dev = next(model.parameters()).device
+    seqs = torch.full((n, 1), eos_id, dtype=torch.long, device=dev)
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
+    for _ in range(max_len):
+        out = model(seqs)
+        logits = (out[0] if isinstance(out, tuple) else out)[:, -1].float()
+        probs = F.softmax(logits / temperature, -1).cpu()
+        nxt = torch.multinomial(probs, 1, generator=g).to(dev)
+        nxt[done] = eos_id
+        seqs = torch.cat([seqs, nxt], 1)
+        done |= nxt[:, 0] == eos_id
+        if done.all():
+            break
+    model.train(was_training)
+    result = []
+    for row in seqs[:, 1:].tolist():
+        words = []
+        for t in row:
+            if t == eos_id:
+                break
+            words.append(vocab[t])
+        result.append(words)
+    return result
+
+
+# ---------------------------------------------------------------------------- the book's trained models
+PRETRAINED_DIR = Path(__file__).with_name("results") / "models"
+
+
+def frequency_vocab(sentences: Sequence[Sequence[str]], eos: str = "<eos>") -> list[str]:
+    """Every word of the training sentences plus ``eos``, most frequent first (ties alphabetical):
+    the order :class:`TiedAdaptiveSoftmax` needs."""
+    counts = Counter(w for s in sentences for w in s)
+    counts[eos] += len(sentences)
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def encode(sentences: Sequence[Sequence[str]], vocab: Sequence[str], eos: str = "<eos>") -> list[list[int]]:
+    """Sentences as id lists (no ``eos``); a word outside ``vocab`` raises ``KeyError``."""
+    index = {w: i for i, w in enumerate(vocab)}
+    try:
+        return [[index[w] for w in s] for s in sentences]
+    except KeyError as err:
+        raise KeyError(f"word {err.args[0]!r} is not in the model's vocabulary of {len(vocab):,} words") from None
+
+
+def stream(sequences: Sequence[Sequence[int]], eos_id: int) -> torch.Tensor:
+    """One long id stream: every sequence followed by ``eos_id``."""
+    return torch.tensor([t for s in sequences for t in (*s, eos_id)], dtype=torch.long)
+
+
+WIKITEXT2_LSTM = {"model": WordLSTMConfig(vocab_size=33279), "steps": 5000, "batch_size": 32, "seq_len": 70,
+                  "lr": 3e-3, "warmup": 200, "min_lr_ratio": 0.05, "eval_every": 500, "max_seconds": 1500.0}
+
+
+def train_wikitext2_lstm(progress: bool = True):
+    """Train the shipped WikiText-2 LSTM (about 20 minutes on a 2-core CPU). Returns
+    (model, vocab, history, test score)."""
+    from textbook_lm import train as tr
+    from textbook_lm.data import corpora
+
+    torch.manual_seed(0)
+    train_s, valid_s, test_s = (corpora.wikitext2(s) for s in ("train", "valid", "test"))
+    vocab = frequency_vocab(train_s)
+    eos = vocab.index("<eos>")
+    spec = dict(WIKITEXT2_LSTM)
+    model = WordLSTM(WordLSTMConfig(**{**spec.pop("model").__dict__, "vocab_size": len(vocab)}))
+    cfg = tr.TrainConfig(**spec)
+    history = tr.train(model, tr.TokenStream(stream(encode(train_s, vocab), eos)),
+                       tr.TokenStream(stream(encode(valid_s, vocab), eos)), cfg, progress=progress)
+    score = tr.score_sequences(model, encode(test_s, vocab), eos)
+    return model, vocab, history, score
+
+
+TINYLANG_MODELS = {
+    "NNLM (4 words)": lambda V: BengioNNLM(NNLMConfig(V, context=4, emb_dim=32, hidden=128)),
+    "RNN": lambda V: RecurrentLM(RecurrentConfig(V, "rnn", emb_dim=32, hidden=128)),
+    "GRU": lambda V: RecurrentLM(RecurrentConfig(V, "gru", emb_dim=32, hidden=128)),
+    "LSTM": lambda V: RecurrentLM(RecurrentConfig(V, "lstm", emb_dim=32, hidden=128)),
+}
+TINYLANG_TRAIN = {"steps": 2000, "batch_size": 32, "seq_len": 64, "lr": 3e-3, "warmup": 100, "eval_every": 500}
+
+
+def train_tinylang(name: str, steps: int | None = None, progress: bool = False, seed: int = 0):
+    """Train one of :data:`TINYLANG_MODELS` on the TinyLang benchmark (deterministic given ``seed``).
+    Returns (model, vocab, history)."""
+    from textbook_lm import train as tr
+    from textbook_lm.data import tinylang
+
+    tl = tinylang.benchmark()
+    vocab = frequency_vocab(tl.train)
+    eos = vocab.index("<eos>")
+    torch.manual_seed(seed)
+    model = TINYLANG_MODELS[name](len(vocab))
+    cfg = tr.TrainConfig(**{**TINYLANG_TRAIN, **({"steps": steps} if steps else {}), "seed": seed})
+    history = tr.train(model, tr.TokenStream(stream(encode(tl.train, vocab), eos)),
+                       tr.TokenStream(stream(encode(tl.valid, vocab), eos)), cfg, progress=progress)
+    return model.eval(), vocab, history
+
+
+def leaderboard_entries() -> list:
+    """Chapter 4's leaderboard entries: the TinyLang models (trained here, about 2 minutes) and the
+    shipped WikiText-2 LSTM (scored here; trained by ``python -m textbook_lm.nnlm train wikitext2-lstm``)."""
+    import time
+
+    from textbook_lm import train as tr
+    from textbook_lm.data import corpora, tinylang
+    from textbook_lm.leaderboard import Entry
+
+    command = "python -m textbook_lm.leaderboard reproduce nnlm"
+    tl = tinylang.benchmark()
+    entries = []
+    for name in TINYLANG_MODELS:
+        t0 = time.perf_counter()
+        model, vocab, _ = train_tinylang(name)
+        seconds = time.perf_counter() - t0
+        s = tr.score_sequences(model, encode(tl.test, vocab), vocab.index("<eos>"))
+        entries.append(Entry(name, "tinylang", "test", s.nll, s.n_tokens, count_params(model), round(seconds, 1), 4,
+                             command))
+    path = PRETRAINED_DIR / "wikitext2-lstm.pt"
+    if path.is_file():
+        model, vocab, info = pretrained("wikitext2-lstm")
+        s = tr.score_sequences(model, encode(corpora.wikitext2("test"), vocab), vocab.index("<eos>"))
+        entries.append(Entry("LSTM (adaptive softmax, 64/256)", "wikitext-2", "test", s.nll, s.n_tokens,
+                             count_params(model), info["train_seconds"], 4,
+                             "python -m textbook_lm.nnlm train wikitext2-lstm",
+                             note="scored from the shipped checkpoint (float16 weights)"))
+    return entries
+
+
+def save_pretrained(name: str, model: nn.Module, vocab: list[str], info: dict, vocab_source: str | None = None) -> Path:
+    """float16 weights + config + vocabulary (or, for a corpus's large vocabulary, the corpus
+    name and a hash), loadable with ``torch.load(weights_only=True)``."""
+    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+    path = PRETRAINED_DIR / f"{name}.pt"
+    state, converted = {}, {}
+    for k, v in model.state_dict().items():      # tied weights appear under two names: convert once, share
+        key = (v.data_ptr(), v.shape)
+        if key not in converted:
+            converted[key] = v.half() if v.is_floating_point() else v
+        state[k] = converted[key]
+    blob = {"kind": type(model).__name__, "config": asdict(model.cfg), "model": state, "info": info}
+    if vocab_source is None:
+        blob["vocab"] = list(vocab)
+    else:           # a large vocabulary is rebuilt from its corpus on loading (and checked by hash)
+        blob["vocab_source"], blob["vocab_sha256"] = vocab_source, _vocab_hash(vocab)
+    torch.save(blob, path)
+    return path
+
+
+def _vocab_hash(vocab: Sequence[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
+
+
+def _rebuild_vocab(source: str, sha: str) -> list[str]:
+    from textbook_lm.data import corpora
+
+    if source != "wikitext-2":
+        raise ValueError(f"unknown vocabulary source {source!r}")
+    vocab = frequency_vocab(corpora.wikitext2("train"))
+    if _vocab_hash(vocab) != sha:
+        raise ValueError("the rebuilt WikiText-2 vocabulary does not match the checkpoint's (different data?)")
+    return vocab
+
+
+def pretrained(name: str):
+    """Load a shipped model: returns (model in eval mode, vocabulary, info)."""
+    path = PRETRAINED_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; make it with: python -m textbook_lm.nnlm train {name}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cls, cfg_cls = {"WordLSTM": (WordLSTM, WordLSTMConfig), "RecurrentLM": (RecurrentLM, RecurrentConfig),
+                    "BengioNNLM": (BengioNNLM, NNLMConfig)}[state["kind"]]
+    cfg = state["config"]
+    if "cutoffs" in cfg:
+        cfg["cutoffs"] = tuple(cfg["cutoffs"])
+    model = cls(cfg_cls(**cfg))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    vocab = state["vocab"] if "vocab" in state else _rebuild_vocab(state["vocab_source"], state["vocab_sha256"])
+    return model.eval(), vocab, state["info"]
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import hashlib
+    import json
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.nnlm", description="Train the book's shipped models.")
+    ap.add_argument("command", choices=["train"])
+    ap.add_argument("name", choices=["wikitext2-lstm"])
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    model, vocab, history, score = train_wikitext2_lstm()
+    seconds = time.perf_counter() - t0
+    info = {"train_seconds": round(seconds, 1), "steps": len(history.step), "test_nll": score.nll,
+            "test_tokens": score.n_tokens, "test_perplexity": round(score.perplexity, 2),
+            "val_loss": history.val_loss, "val_step": history.val_step,
+            "train_loss_tail": history.train_loss[-200:], "command": f"python -m textbook_lm.nnlm train {args.name}"}
+    path = save_pretrained(args.name, model, vocab, info, vocab_source="wikitext-2")
+    manifest_path = PRETRAINED_DIR / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[args.name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                           "bytes": path.stat().st_size, "train_seconds": round(seconds, 1),
+                           "test_perplexity": round(score.perplexity, 2), "command": info["command"]}
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{args.name}: test perplexity {score.perplexity:.2f} ({score.n_tokens:,} tokens), {seconds:.0f} s, "
+          f"{path.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from textbook_lm import plot
 
-__all__ = ["TrainConfig", "TokenStream", "History", "lr_at", "train", "evaluate", "save_checkpoint",
+__all__ = ["TrainConfig", "TokenStream", "History", "lr_at", "train", "evaluate", "save_checkpoint", "score_sequences",
+           "sequence_logprobs", "target_logprobs",
            "load_checkpoint"]
 
 
@@ -242,3 +243,50 @@ def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | Non
     snapshot(step + 1)
     bar.close()
     return history
+
+
+def target_logprobs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log p(y[b, t] | x[b, :t+1]) for every position, shape (B, T), for any model of the book."""
+    if hasattr(model, "target_logprobs"):
+        return model.target_logprobs(x, y)
+    out = model(x)
+    logits = out[0] if isinstance(out, tuple) else out
+    return F.log_softmax(logits.float(), -1).gather(-1, y[..., None]).squeeze(-1)
+
+
+@torch.no_grad()
+def sequence_logprobs(model: nn.Module, sequences: list[list[int]], start_id: int, batch_size: int = 64):
+    """Total natural-log probability of each token-id sequence under the book's convention
+    (:mod:`textbook_lm.metrics`): each sequence is read from a fresh state that starts with
+    ``start_id`` (the end-of-sequence token doubles as the start), and every token plus one
+    final ``start_id`` is predicted. Returns a float64 NumPy array, one value per sequence."""
+    import numpy as np
+
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    out = np.zeros(len(sequences))
+    for k in range(0, len(order), batch_size):
+        rows = order[k:k + batch_size]
+        group = [sequences[i] for i in rows]
+        T = max(len(s) for s in group) + 1
+        x = torch.full((len(group), T), start_id, dtype=torch.long)
+        y = torch.full((len(group), T), start_id, dtype=torch.long)
+        mask = torch.zeros(len(group), T, dtype=torch.bool)
+        for r, s in enumerate(group):
+            x[r, 1:len(s) + 1] = torch.as_tensor(s, dtype=torch.long)
+            y[r, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+            mask[r, :len(s) + 1] = True
+        lp = target_logprobs(model, x.to(dev), y.to(dev)).double().cpu()
+        out[rows] = (lp * mask).sum(1).numpy()
+    model.train(was_training)
+    return out
+
+
+def score_sequences(model: nn.Module, sequences: list[list[int]], start_id: int, batch_size: int = 64):
+    """:func:`sequence_logprobs` summed into a ``metrics.Score`` (tokens = lengths + 1 each)."""
+    from textbook_lm import metrics
+
+    lp = sequence_logprobs(model, sequences, start_id, batch_size)
+    return metrics.Score(float(-lp.sum()), sum(len(s) + 1 for s in sequences))
