@@ -69,3 +69,11 @@ def test_token_pictures_show_every_token():
     assert html.count("<span") == 11 and "\u00b7world" in html and "\u21b5" in html
     fig = plot.token_strips(rows, width=6)
     assert len(fig.axes[0].patches) == 11
+
+
+def test_select_by_chapter():
+    b = leaderboard.Leaderboard()
+    b.add(leaderboard.Entry("a", "x", "test", 10.0, 10, 1, 0.0, 1, "c"))
+    b.add(leaderboard.Entry("b", "x", "test", 5.0, 10, 1, 0.0, 4, "c"))
+    assert [e.model for e in b.select("x", max_chapter=1)] == ["a"] and len(b.select("x")) == 2
+    assert "b" not in b.table("x", max_chapter=1).split("\n", 3)[-1]

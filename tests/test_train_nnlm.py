@@ -236,3 +236,23 @@ def test_shipped_wikitext2_lstm_scores_as_recorded(data_dir):
     assert 4.0 < s.cross_entropy < 6.0
     with pytest.raises(KeyError, match="not in the model's vocabulary"):
         nnlm.encode([["surely-not-a-wikitext-word"]], vocab)
+
+
+@pytest.mark.parametrize("body", ["lstm", "gru", "rnn", "nnlm"])
+def test_word_models_are_causal_distributions(body):
+    torch.manual_seed(0)
+    m = nnlm.WordLM(nnlm.WordLMConfig(400, dim=8, hidden=16, cutoffs=(30, 150), body=body, context=3)).eval()
+    x = torch.randint(0, 400, (2, 10))
+    later = x.clone()
+    later[:, 6:] = (later[:, 6:] + 1) % 400
+    a, _ = m(x)
+    b, _ = m(later)
+    assert torch.allclose(a.exp().sum(-1), torch.ones(2, 10), atol=1e-5)
+    assert torch.allclose(a[:, :6], b[:, :6], atol=1e-6) and not torch.allclose(a[:, 6:], b[:, 6:])
+    if body == "nnlm":                                   # position 8 sees positions 6..8 only
+        early = x.clone()
+        early[:, :6] = (early[:, :6] + 1) % 400
+        c, _ = m(early)
+        assert torch.allclose(a[:, 8:], c[:, 8:], atol=1e-6)
+    with pytest.raises(ValueError, match="body"):
+        nnlm.WordLM(nnlm.WordLMConfig(400, body="transformer"))

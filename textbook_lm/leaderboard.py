@@ -97,9 +97,11 @@ class Leaderboard:
         raise KeyError(f"no entry for {model!r} on {benchmark}/{split}; have: "
                        f"{[(e.model, e.benchmark) for e in self.entries]}")
 
-    def select(self, benchmark: str, split: str = "test", kind: str | None = "model") -> list[Entry]:
+    def select(self, benchmark: str, split: str = "test", kind: str | None = "model",
+               max_chapter: int | None = None) -> list[Entry]:
+        """Entries for one benchmark; ``max_chapter`` keeps only models from chapters up to it."""
         return [e for e in self.entries if e.benchmark == benchmark and e.split == split
-                and (kind is None or e.kind == kind)]
+                and (kind is None or e.kind == kind) and (max_chapter is None or e.chapter <= max_chapter)]
 
     def floor(self, benchmark: str, split: str = "test") -> Entry | None:
         return next(iter(self.select(benchmark, split, kind="floor")), None)
@@ -110,9 +112,9 @@ class Leaderboard:
         rows = [asdict(e) for e in sorted(self.entries, key=lambda e: (e.benchmark, e.chapter, e.kind, e.model))]
         p.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    def table(self, benchmark: str, split: str = "test", anchors: bool = True) -> str:
+    def table(self, benchmark: str, split: str = "test", anchors: bool = True, max_chapter: int | None = None) -> str:
         """A plain-text table: our models (best last), the floor, then published anchors."""
-        rows = sorted(self.select(benchmark, split), key=lambda e: -e.cross_entropy)
+        rows = sorted(self.select(benchmark, split, max_chapter=max_chapter), key=lambda e: -e.cross_entropy)
         fl = self.floor(benchmark, split)
         head = f"{'model':<34}{'ch':>3}{'nats/tok':>10}{'ppl':>10}{'gap':>8}{'params':>12}{'train s':>9}"
         lines = [f"{benchmark} ({split})", head, "-" * len(head)]
@@ -128,9 +130,10 @@ class Leaderboard:
             lines += [f"  {a.model:<32}{'':>13}{a.perplexity:10.2f}   {a.source}" for a in pub]
         return "\n".join(lines)
 
-    def chart(self, benchmark: str, split: str = "test", metric: str = "perplexity", anchors: bool = True):
+    def chart(self, benchmark: str, split: str = "test", metric: str = "perplexity", anchors: bool = True,
+              max_chapter: int | None = None):
         """Bar chart of our models on one benchmark, with the floor and published anchors as lines."""
-        rows = sorted(self.select(benchmark, split), key=lambda e: -getattr(e, metric))
+        rows = sorted(self.select(benchmark, split, max_chapter=max_chapter), key=lambda e: -getattr(e, metric))
         if not rows:
             raise KeyError(f"no entries for {benchmark}/{split}")
         ref = {}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 __all__ = ["BigramNet", "NNLMConfig", "BengioNNLM", "RecurrentConfig", "RecurrentLM", "TiedAdaptiveSoftmax",
-           "WordLSTMConfig", "WordLSTM", "check_ids", "count_params", "gradient_norms", "sample",
+           "WordLMConfig", "WordLM", "WordLSTMConfig", "WordLSTM", "check_ids", "count_params", "gradient_norms", "sample",
            "frequency_vocab", "encode", "stream", "train_tinylang", "pretrained", "leaderboard_entries"]
 
 
@@ -223,36 +223,62 @@ class TiedAdaptiveSoftmax(nn.Module):
 
 
 @dataclass
-class WordLSTMConfig:
+class WordLMConfig:
     vocab_size: int
-    dim: int = 64                   # embedding size = LSTM output size (tied input/output vectors)
-    hidden: int = 256               # LSTM cell size (projected down to ``dim``)
+    dim: int = 64                   # embedding size = body output size (tied input/output vectors)
+    hidden: int = 256               # LSTM/GRU/RNN cells, or the NNLM's hidden layer
     layers: int = 1
     dropout: float = 0.2
     cutoffs: tuple[int, ...] = (2000, 10000)
+    body: str = "lstm"              # "lstm", "gru", "rnn" or "nnlm"
+    context: int = 4                # words of context for body="nnlm"
 
 
-class WordLSTM(nn.Module):
-    """A word-level LSTM language model for large vocabularies (WikiText-2): tied embeddings,
-    an LSTM whose output is projected to the embedding size, and a tied adaptive softmax.
+class WordLM(nn.Module):
+    """A word-level language model for large vocabularies (WikiText-2): tied embeddings, a
+    body (LSTM with its output projected to the embedding size; GRU or vanilla RNN followed
+    by a projection; or Bengio's fixed-window NNLM), and a tied adaptive softmax.
 
     ``forward(idx, state)`` returns full log-probabilities ``(B, T, V)``; training uses the
     cheaper :meth:`loss`, which computes exactly the same negative log-likelihood.
     """
 
-    def __init__(self, cfg: WordLSTMConfig):
+    def __init__(self, cfg: WordLMConfig):
         super().__init__()
+        if cfg.body not in ("lstm", "gru", "rnn", "nnlm"):
+            raise ValueError(f"body must be 'lstm', 'gru', 'rnn' or 'nnlm', got {cfg.body!r}")
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.dim)
         nn.init.normal_(self.emb.weight, std=0.05)
-        self.rnn = nn.LSTM(cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, proj_size=cfg.dim,
-                           dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        drop = cfg.dropout if cfg.layers > 1 else 0.0
+        if cfg.body == "lstm":
+            self.rnn = nn.LSTM(cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, proj_size=cfg.dim,
+                               dropout=drop)
+        elif cfg.body in ("gru", "rnn"):
+            cls = nn.GRU if cfg.body == "gru" else nn.RNN
+            self.rnn = cls(cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, dropout=drop)
+            self.proj = nn.Linear(cfg.hidden, cfg.dim)
+        else:
+            self.pad = nn.Parameter(torch.zeros(cfg.dim))            # stands for words before the start
+            self.window = nn.Linear(cfg.context * cfg.dim, cfg.hidden)
+            self.proj = nn.Linear(cfg.hidden, cfg.dim)
         self.drop = nn.Dropout(cfg.dropout)
         self.softmax = TiedAdaptiveSoftmax(self.emb, cfg.cutoffs)
 
     def hidden_states(self, idx: torch.Tensor, state=None):
         check_ids(idx, self.cfg.vocab_size)
-        h, state = self.rnn(self.drop(self.emb(idx)), state)       # (B, T, dim)
+        x = self.drop(self.emb(idx))                                  # (B, T, dim)
+        if self.cfg.body == "lstm":
+            h, state = self.rnn(x, state)                             # (B, T, dim)
+        elif self.cfg.body in ("gru", "rnn"):
+            h, state = self.rnn(x, state)                             # (B, T, hidden)
+            h = self.proj(h)
+        else:
+            B, T, d = x.shape
+            c = self.cfg.context
+            padded = torch.cat([self.pad.expand(B, c - 1, d), x], 1)  # (B, T + c - 1, d)
+            win = padded.unfold(1, c, 1).transpose(2, 3).reshape(B, T, c * d)   # last c words at each t
+            h = self.proj(torch.tanh(self.window(win)))
         return self.drop(h), state
 
     def forward(self, idx: torch.Tensor, state=None):
@@ -267,6 +293,9 @@ class WordLSTM(nn.Module):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return -self.target_logprobs(x, y).mean()
+
+
+WordLSTMConfig, WordLSTM = WordLMConfig, WordLM      # the names the first shipped checkpoint was saved under
 
 
 def gradient_norms(model: "RecurrentLM", idx: torch.Tensor) -> torch.Tensor:
@@ -343,13 +372,17 @@ def stream(sequences: Sequence[Sequence[int]], eos_id: int) -> torch.Tensor:
     return torch.tensor([t for s in sequences for t in (*s, eos_id)], dtype=torch.long)
 
 
-WIKITEXT2_LSTM = {"model": WordLSTMConfig(vocab_size=33279), "steps": 5000, "batch_size": 32, "seq_len": 70,
-                  "lr": 3e-3, "warmup": 200, "min_lr_ratio": 0.05, "eval_every": 500, "max_seconds": 1500.0}
+WIKITEXT2_TRAIN = {"steps": 5000, "batch_size": 32, "seq_len": 70, "lr": 3e-3, "warmup": 200,
+                   "min_lr_ratio": 0.05, "eval_every": 500, "max_seconds": 1500.0}
+# name -> (leaderboard label, body); every one trained with WIKITEXT2_TRAIN
+WIKITEXT2_MODELS = {"wikitext2-lstm": ("LSTM (adaptive softmax, 64/256)", "lstm"),
+                    "wikitext2-rnn": ("RNN (adaptive softmax, 64/256)", "rnn"),
+                    "wikitext2-nnlm": ("NNLM (4 words, adaptive softmax)", "nnlm")}
 
 
-def train_wikitext2_lstm(progress: bool = True):
-    """Train the shipped WikiText-2 LSTM (about 20 minutes on a 2-core CPU). Returns
-    (model, vocab, history, test score)."""
+def train_wikitext2(name: str = "wikitext2-lstm", progress: bool = True):
+    """Train one of the shipped WikiText-2 models (about 10 minutes each on a 2-core CPU).
+    Returns (model, vocab, history, test score)."""
     from textbook_lm import train as tr
     from textbook_lm.data import corpora
 
@@ -357,9 +390,8 @@ def train_wikitext2_lstm(progress: bool = True):
     train_s, valid_s, test_s = (corpora.wikitext2(s) for s in ("train", "valid", "test"))
     vocab = frequency_vocab(train_s)
     eos = vocab.index("<eos>")
-    spec = dict(WIKITEXT2_LSTM)
-    model = WordLSTM(WordLSTMConfig(**{**spec.pop("model").__dict__, "vocab_size": len(vocab)}))
-    cfg = tr.TrainConfig(**spec)
+    model = WordLM(WordLMConfig(len(vocab), body=WIKITEXT2_MODELS[name][1]))
+    cfg = tr.TrainConfig(**WIKITEXT2_TRAIN)
     history = tr.train(model, tr.TokenStream(stream(encode(train_s, vocab), eos)),
                        tr.TokenStream(stream(encode(valid_s, vocab), eos)), cfg, progress=progress)
     score = tr.score_sequences(model, encode(test_s, vocab), eos)
@@ -411,13 +443,14 @@ def leaderboard_entries() -> list:
         s = tr.score_sequences(model, encode(tl.test, vocab), vocab.index("<eos>"))
         entries.append(Entry(name, "tinylang", "test", s.nll, s.n_tokens, count_params(model), round(seconds, 1), 4,
                              command))
-    path = PRETRAINED_DIR / "wikitext2-lstm.pt"
-    if path.is_file():
-        model, vocab, info = pretrained("wikitext2-lstm")
-        s = tr.score_sequences(model, encode(corpora.wikitext2("test"), vocab), vocab.index("<eos>"))
-        entries.append(Entry("LSTM (adaptive softmax, 64/256)", "wikitext-2", "test", s.nll, s.n_tokens,
-                             count_params(model), info["train_seconds"], 4,
-                             "python -m textbook_lm.nnlm train wikitext2-lstm",
+    test = corpora.wikitext2("test")
+    for name, (label, _) in WIKITEXT2_MODELS.items():
+        if not (PRETRAINED_DIR / f"{name}.pt").is_file():
+            continue
+        model, vocab, info = pretrained(name)
+        s = tr.score_sequences(model, encode(test, vocab), vocab.index("<eos>"))
+        entries.append(Entry(label, "wikitext-2", "test", s.nll, s.n_tokens, count_params(model),
+                             info["train_seconds"], 4, f"python -m textbook_lm.nnlm train {name}",
                              note="scored from the shipped checkpoint (float16 weights)"))
     return entries
 
@@ -465,7 +498,8 @@ def pretrained(name: str):
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; make it with: python -m textbook_lm.nnlm train {name}")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    cls, cfg_cls = {"WordLSTM": (WordLSTM, WordLSTMConfig), "RecurrentLM": (RecurrentLM, RecurrentConfig),
+    cls, cfg_cls = {"WordLM": (WordLM, WordLMConfig), "WordLSTM": (WordLM, WordLMConfig),
+                    "RecurrentLM": (RecurrentLM, RecurrentConfig),
                     "BengioNNLM": (BengioNNLM, NNLMConfig)}[state["kind"]]
     cfg = state["config"]
     if "cutoffs" in cfg:
@@ -484,10 +518,10 @@ def _main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m textbook_lm.nnlm", description="Train the book's shipped models.")
     ap.add_argument("command", choices=["train"])
-    ap.add_argument("name", choices=["wikitext2-lstm"])
+    ap.add_argument("name", choices=list(WIKITEXT2_MODELS))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    model, vocab, history, score = train_wikitext2_lstm()
+    model, vocab, history, score = train_wikitext2(args.name)
     seconds = time.perf_counter() - t0
     info = {"train_seconds": round(seconds, 1), "steps": len(history.step), "test_nll": score.nll,
             "test_tokens": score.n_tokens, "test_perplexity": round(score.perplexity, 2),
