@@ -34,3 +34,9 @@ def test_agreement_accuracy_counts_ties_as_half():
     assert metrics.agreement_accuracy(lambda s: -1.0 if s == ["x"] else -2.0, pairs) == 1.0
     assert metrics.agreement_accuracy(lambda s: -1.0, pairs) == 0.5
     assert metrics.agreement_accuracy(lambda s: -2.0 if s == ["x"] else -1.0, pairs) == 0.0
+
+
+def test_pair_accuracy_from_arrays():
+    assert metrics.pair_accuracy([-1.0, -2.0, -3.0, -1.0], [-2.0, -1.0, -3.0, -5.0]) == pytest.approx(0.625)
+    with pytest.raises(ValueError):
+        metrics.pair_accuracy([-1.0], [-1.0, -2.0])

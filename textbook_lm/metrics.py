@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Score", "score", "cross_entropy", "perplexity", "bits", "count_tokens", "agreement_accuracy"]
+__all__ = ["Score", "score", "cross_entropy", "perplexity", "bits", "count_tokens", "pair_accuracy", "agreement_accuracy"]
 
 LN2 = math.log(2.0)
 
@@ -83,18 +83,23 @@ def bits(nats: float) -> float:
     return nats / LN2
 
 
+def pair_accuracy(good_logprobs, bad_logprobs) -> float:
+    """Share of minimal pairs whose grammatical member has the higher log-probability, from
+    the two members' log-probabilities (arrays of equal length). Ties count as half right, so
+    a model that cannot tell the two apart scores 0.5."""
+    g, b = np.asarray(good_logprobs, dtype=np.float64), np.asarray(bad_logprobs, dtype=np.float64)
+    if g.shape != b.shape or g.size == 0:
+        raise ValueError("need two non-empty arrays of the same length")
+    return float(np.mean((g > b) + 0.5 * (g == b)))
+
+
 def agreement_accuracy(sentence_logprob, pairs) -> float:
-    """Share of minimal pairs whose grammatical member gets the higher log-probability.
+    """:func:`pair_accuracy` of minimal pairs, scoring each sentence with ``sentence_logprob``.
 
     ``sentence_logprob`` maps a list of words to a log-probability; ``pairs`` have ``.good``
     and ``.bad`` word lists (see :meth:`textbook_lm.data.tinylang.TinyLang.minimal_pairs`).
-    Ties count as half right, so a model that cannot tell the two apart scores 0.5.
     """
     pairs = list(pairs)
     if not pairs:
         raise ValueError("no minimal pairs given")
-    right = 0.0
-    for p in pairs:
-        g, b = sentence_logprob(p.good), sentence_logprob(p.bad)
-        right += 1.0 if g > b else 0.5 if g == b else 0.0
-    return right / len(pairs)
+    return pair_accuracy([sentence_logprob(p.good) for p in pairs], [sentence_logprob(p.bad) for p in pairs])
