@@ -128,8 +128,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _to(x, dev):
+    """Move a tensor, or a tuple of tensors (e.g. ``(src, tgt_in)`` of a seq2seq batch), to ``dev``."""
+    return tuple(t.to(dev) for t in x) if isinstance(x, (tuple, list)) else x.to(dev)
+
+
 def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood per token, nats."""
+    """Mean negative log-likelihood per token, nats (targets equal to -100 are ignored)."""
     if hasattr(model, "loss"):
         return model.loss(x, y)
     logits = model(x)
@@ -139,14 +144,18 @@ def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TokenStream, seq_len: int = 64, max_windows: int | None = None) -> float:
-    """Mean loss in nats per token over non-overlapping windows of ``data`` (deterministic)."""
+    """Mean loss in nats per token over non-overlapping windows of ``data`` (deterministic).
+
+    ``data`` is a :class:`TokenStream` or anything with the same ``windows`` method (e.g.
+    ``seq2seq.PairData``); target positions equal to -100 are not counted.
+    """
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
     total, count = 0.0, 0
     for x, y in data.windows(seq_len, max_windows):
-        n = y.numel()
-        total += _loss(model, x.to(dev), y.to(dev)).item() * n
+        n = int((y != -100).sum())
+        total += _loss(model, _to(x, dev), y.to(dev)).item() * n
         count += n
     model.train(was_training)
     return total / count
@@ -222,7 +231,7 @@ def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | Non
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         x, y = train_data.batch(cfg.batch_size, cfg.seq_len, cfg.sampling, gen)
-        loss = _loss(model, x.to(dev), y.to(dev))
+        loss = _loss(model, _to(x, dev), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))

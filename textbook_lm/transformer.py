@@ -1,0 +1,266 @@
+"""The Transformer (Vaswani et al., 2017), small enough to read in one sitting.
+
+Building blocks first: positional encodings (sinusoidal, learned, rotary), the position-wise
+feed-forward network, and one :class:`Block` that is an encoder block, a decoder block
+(causal self-attention + cross-attention), or a GPT block (causal, no cross-attention),
+with LayerNorm before (pre-LN) or after (post-LN) each residual branch. Then stacks:
+:class:`Encoder`, :class:`Decoder`, and the encoder-decoder :class:`Transformer` for
+sequence-to-sequence tasks. BERT and GPT are built from the same blocks.
+
+Shapes: B batch, T sequence length, C = d_model. Token id 0 is padding (``pad_id``).
+Every attention map can be recorded with ``attention.record(model)`` without changing any
+output.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from textbook_lm.attention import MultiHeadAttention, padding_mask
+
+__all__ = ["SinusoidalPositions", "LearnedPositions", "Rotary", "FeedForward", "Block", "Encoder", "Decoder",
+           "TransformerConfig", "Transformer", "count_parameters", "flops_per_token"]
+
+
+# ----------------------------------------------------------------------------- positions
+def _check_length(t: int, max_len: int) -> None:
+    if t > max_len:
+        raise ValueError(f"sequence of length {t} is longer than the model's max_len={max_len}")
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoids added to the embeddings: PE[p, 2i] = sin(p / 10000^(2i/C)), PE[p, 2i+1] = cos(...)."""
+
+    def __init__(self, d_model: int, max_len: int = 512):
+        super().__init__()
+        pos = torch.arange(max_len, dtype=torch.float32)[:, None]                       # (T, 1)
+        freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(pos * freq)
+        pe[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
+        self.register_buffer("pe", pe, persistent=False)                                # (max_len, C)
+        self.max_len = max_len
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:               # (B, T, C) -> (B, T, C)
+        _check_length(offset + x.size(1), self.max_len)
+        return x + self.pe[offset: offset + x.size(1)]
+
+
+class LearnedPositions(nn.Module):
+    """One trained vector per position, added to the embeddings (BERT, GPT-2)."""
+
+    def __init__(self, d_model: int, max_len: int = 512):
+        super().__init__()
+        self.table = nn.Embedding(max_len, d_model)
+        nn.init.normal_(self.table.weight, std=0.02)
+        self.max_len = max_len
+
+    @property
+    def pe(self) -> torch.Tensor:
+        return self.table.weight
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        _check_length(offset + x.size(1), self.max_len)
+        return x + self.table(torch.arange(offset, offset + x.size(1), device=x.device))
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding, RoPE (Su et al., 2021), applied to queries and keys.
+
+    Feature pairs (i, i + D/2) of a head of size D are rotated by the angle ``p * theta_i``,
+    ``theta_i = base^(-2i/D)``, where p is the position. A rotated query and key have a dot
+    product that depends on their positions only through the offset between them.
+    """
+
+    def __init__(self, head_dim: int, max_len: int = 512, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
+        theta = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (D/2,)
+        angle = torch.arange(max_len, dtype=torch.float32)[:, None] * theta             # (max_len, D/2)
+        self.register_buffer("cos", angle.cos(), persistent=False)
+        self.register_buffer("sin", angle.sin(), persistent=False)
+        self.max_len = max_len
+
+    def forward(self, t: torch.Tensor, offset: int = 0) -> torch.Tensor:               # (B, H, T, D) -> same
+        T = t.size(-2)
+        _check_length(offset + T, self.max_len)
+        cos, sin = self.cos[offset: offset + T].to(t.dtype), self.sin[offset: offset + T].to(t.dtype)
+        a, b = t.chunk(2, dim=-1)
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+
+
+# ----------------------------------------------------------------------------- blocks
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: Linear(C, d_ff) -> GELU -> Linear(d_ff, C), same for every position."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+        super().__init__()
+        self.up, self.down, self.drop = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.down(F.gelu(self.up(x))))
+
+
+class Block(nn.Module):
+    """One Transformer layer: self-attention, optional cross-attention, feed-forward; each
+    a residual branch with LayerNorm before it (``norm_first=True``, pre-LN, GPT-2 style)
+    or after the addition (``norm_first=False``, post-LN, as in the 2017 paper and BERT).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, dropout: float = 0.0,
+                 norm_first: bool = True, cross: bool = False, rotary: nn.Module | None = None,
+                 eps: float = 1e-5):
+        super().__init__()
+        d_ff = d_ff or 4 * d_model
+        self.norm_first = norm_first
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout, rotary=rotary)
+        self.ln_attn = nn.LayerNorm(d_model, eps=eps)
+        self.cross = MultiHeadAttention(d_model, n_heads, dropout) if cross else None
+        self.ln_cross = nn.LayerNorm(d_model, eps=eps) if cross else None
+        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.ln_ffn = nn.LayerNorm(d_model, eps=eps)
+        self.drop = nn.Dropout(dropout)
+
+    def _residual(self, x, ln, fn):
+        if self.norm_first:
+            return x + self.drop(fn(ln(x)))       # pre-LN: x + f(LN(x)), the residual path stays clean
+        return ln(x + self.drop(fn(x)))           # post-LN: LN(x + f(x))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._residual(x, self.ln_attn, lambda h: self.attn(h, mask=mask, causal=causal)[0])
+        if self.cross is not None:
+            if memory is None:
+                raise ValueError("this block has cross-attention: pass the encoder output as `memory`")
+            x = self._residual(x, self.ln_cross, lambda h: self.cross(h, memory, mask=memory_mask)[0])
+        return self._residual(x, self.ln_ffn, self.ffn)
+
+
+# ----------------------------------------------------------------------------- stacks
+@dataclass
+class TransformerConfig:
+    src_vocab: int
+    tgt_vocab: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_encoder_layers: int = 2
+    n_decoder_layers: int = 2
+    d_ff: int | None = None          # None: 4 * d_model
+    dropout: float = 0.0
+    max_len: int = 128
+    positions: str = "sinusoidal"    # "sinusoidal", "learned", "rotary" or "none"
+    norm_first: bool = True          # pre-LN (True) or post-LN (False)
+    pad_id: int = 0
+
+    def __post_init__(self):
+        if self.positions not in ("sinusoidal", "learned", "rotary", "none"):
+            raise ValueError(f"positions must be 'sinusoidal', 'learned', 'rotary' or 'none', got {self.positions!r}")
+
+
+class _Stack(nn.Module):
+    """Token embedding + positions + blocks (+ a final LayerNorm for pre-LN stacks)."""
+
+    def __init__(self, cfg: TransformerConfig, vocab: int, n_layers: int, cross: bool):
+        super().__init__()
+        C = cfg.d_model
+        self.embed = nn.Embedding(vocab, C, padding_idx=cfg.pad_id)
+        nn.init.normal_(self.embed.weight, std=1.0)
+        self.positions = {"sinusoidal": SinusoidalPositions, "learned": LearnedPositions}.get(
+            cfg.positions, lambda *a: None)(C, cfg.max_len)
+        rotary = Rotary(C // cfg.n_heads, cfg.max_len) if cfg.positions == "rotary" else None
+        self.layers = nn.ModuleList(Block(C, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.norm_first, cross, rotary)
+                                    for _ in range(n_layers))
+        self.ln_final = nn.LayerNorm(C) if cfg.norm_first else nn.Identity()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.max_len = cfg.max_len
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        _check_length(ids.size(1), self.max_len)
+        x = self.embed(ids)                                            # (B, T, C)
+        return self.drop(x if self.positions is None else self.positions(x))
+
+
+class Encoder(_Stack):
+    """Bidirectional self-attention over the source; padding keys are masked out."""
+
+    def __init__(self, cfg: TransformerConfig, vocab: int | None = None):
+        super().__init__(cfg, vocab or cfg.src_vocab, cfg.n_encoder_layers, cross=False)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:   # (B, T) -> (B, T, C)
+        x = self.embed_tokens(ids)
+        for layer in self.layers:
+            x = layer(x, mask=mask)
+        return self.ln_final(x)
+
+
+class Decoder(_Stack):
+    """Causal self-attention over the target so far, cross-attention to the encoder's output."""
+
+    def __init__(self, cfg: TransformerConfig, vocab: int | None = None):
+        super().__init__(cfg, vocab or cfg.tgt_vocab, cfg.n_decoder_layers, cross=True)
+
+    def forward(self, ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed_tokens(ids)
+        for layer in self.layers:
+            x = layer(x, causal=True, memory=memory, memory_mask=memory_mask)
+        return self.ln_final(x)
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer for sequence-to-sequence tasks.
+
+    ``forward(src (B, S), tgt_in (B, T)) -> logits (B, T, tgt_vocab)``, where ``tgt_in`` is the
+    target shifted right (starting with a start token). ``loss(x, y)`` takes ``x = (src,
+    tgt_in)`` and targets ``y (B, T)`` with -100 at padding, so it plugs into ``train.train``.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder, self.decoder = Encoder(cfg), Decoder(cfg)
+        self.head = nn.Linear(cfg.d_model, cfg.tgt_vocab)
+
+    def source_mask(self, src: torch.Tensor) -> torch.Tensor:
+        return padding_mask(src == self.cfg.pad_id)                      # (B, 1, 1, S)
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = self.source_mask(src)
+        return self.encoder(src, mask), mask                             # (B, S, C), (B, 1, 1, S)
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decoder(tgt_in, memory, memory_mask))      # (B, T, tgt_vocab)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        return self.decode(tgt_in, *self.encode(src))
+
+    def loss(self, x: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        logits = self(*x)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+
+
+# ----------------------------------------------------------------------------- size and cost
+def count_parameters(model: nn.Module, embeddings: bool = True) -> int:
+    """Number of trainable parameters (optionally leaving out token and position embeddings)."""
+    skip = set()
+    if not embeddings:
+        skip = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in skip)
+
+
+def flops_per_token(model: nn.Module, context: int) -> int:
+    """Forward-pass FLOPs per token (multiply-add = 2 FLOPs), counting matrix products only.
+
+    ``2 x (weights of every Linear)`` for the projections, FFNs and output head, plus, for each
+    attention module, ``2 x 2 x context x d_model`` for the scores ``q k^T`` and the weighted
+    sum of the values, with ``context`` keys per query (a causal layer attends to about
+    ``context/2`` keys on average; this counts the full square, as the fused kernels do).
+    Training costs about three times this (forward + backward), the "6 N" of Kaplan et al. (2020).
+    """
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    attn = sum(2 * 2 * context * m.qkv.in_features for m in model.modules() if isinstance(m, MultiHeadAttention))
+    return 2 * linear + attn
