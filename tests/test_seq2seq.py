@@ -49,7 +49,7 @@ def test_batches_shift_and_pad():
     assert tgt_in[:, 0].tolist() == [tasks.BOS] * 2
     assert tgt_out.tolist()[1] == task.encode_tgt(["7"]) + [tasks.EOS, -100]
     real = tgt_in[:, 1:] != 0                     # the input is the output shifted right by one
-    assert torch.equal(tgt_in[:, 1:][real], tgt_out[:, :-1][real]) and real.sum() == 2
+    assert torch.equal(tgt_in[:, 1:][real], tgt_out[:, :-1][real]) and real.sum() == 3
     with pytest.raises(ValueError, match="not a source symbol"):
         task.encode_src(["eleventy"])
 
