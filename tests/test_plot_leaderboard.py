@@ -77,3 +77,14 @@ def test_select_by_chapter():
     b.add(leaderboard.Entry("b", "x", "test", 5.0, 10, 1, 0.0, 4, "c"))
     assert [e.model for e in b.select("x", max_chapter=1)] == ["a"] and len(b.select("x")) == 2
     assert "b" not in b.table("x", max_chapter=1).split("\n", 3)[-1]
+
+
+def test_attention_grid_and_masks():
+    w = np.random.default_rng(0).dirichlet(np.ones(4), size=(2, 3, 5))          # (2, 3, 5, 4)
+    fig = plot.attention_grid(w, list("abcd"), list("vwxyz"), row_names=["l0", "l1"], col_names=["h0", "h1", "h2"])
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 6 and [t.get_text() for t in panels[3].get_xticklabels()] == list("abcd")
+    with pytest.raises(ValueError, match="do not match"):
+        plot.attention_grid(w, list("abc"), list("vwxyz"))
+    fig = plot.masks({"causal": np.tril(np.ones((4, 4), bool)), "padding": np.ones((4, 4), bool)})
+    assert len(fig.axes) == 2

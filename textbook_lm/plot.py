@@ -8,7 +8,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["finish", "heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips"]
+__all__ = ["finish", "heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips",
+           "attention_grid", "masks"]
 
 
 def finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False) -> Figure:
@@ -203,5 +204,53 @@ def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: i
     ax.set_ylim(-0.7, len(lines) - 0.3)
     ax.axis("off")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
+                   row_names: Sequence[str] | None = None, col_names: Sequence[str] | None = None,
+                   title: str = "", cmap: str = "Reds", cell: float = 0.18) -> Figure:
+    """A grid of attention maps with token labels (rows x columns of panels, like d2l's
+    ``show_heatmaps``): ``weights`` has shape ``(rows, cols, T_q, T_k)``, e.g. layers x heads.
+
+    Keys (``x_labels``, length T_k) run along the bottom, queries (``y_labels``, T_q) down
+    the left; every panel shares one colour scale from 0 to 1.
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim == 2:
+        w = w[None, None]
+    if w.ndim != 4 or w.shape[2:] != (len(y_labels), len(x_labels)):
+        raise ValueError(f"weights of shape {w.shape} do not match {len(y_labels)} query and {len(x_labels)} key labels")
+    R, K = w.shape[:2]
+    fig, axes = plt.subplots(R, K, squeeze=False, sharex=True, sharey=True,
+                             figsize=(K * (cell * len(x_labels) + 0.6) + 1.2, R * (cell * len(y_labels) + 0.6) + 0.9))
+    for r in range(R):
+        for k in range(K):
+            ax = axes[r, k]
+            im = ax.imshow(w[r, k], cmap=cmap, vmin=0, vmax=1, aspect="auto")
+            ax.set_xticks(range(len(x_labels)), x_labels, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(y_labels)), y_labels, fontsize=7)
+            if r == 0 and col_names is not None:
+                ax.set_title(col_names[k], fontsize=9)
+            if k == 0 and row_names is not None:
+                ax.set_ylabel(row_names[r], fontsize=9)
+    fig.colorbar(im, ax=axes, fraction=0.03, label="attention weight")
+    fig.suptitle(title)
+    return fig
+
+
+def masks(named: Mapping[str, np.ndarray], *, title: str = "") -> Figure:
+    """Boolean attention masks side by side (query rows x key columns); dark = may attend."""
+    fig, axes = plt.subplots(1, len(named), figsize=(2.6 * len(named) + 0.4, 3.0), squeeze=False)
+    for ax, (name, m) in zip(axes[0], named.items()):
+        m = np.asarray(m, dtype=float)
+        ax.imshow(m, cmap="Greys", vmin=0, vmax=1.4)
+        ax.set_xticks(range(m.shape[1]))
+        ax.set_yticks(range(m.shape[0]))
+        ax.set_xlabel("key position")
+        ax.set_ylabel("query position")
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
