@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["causal_mask", "padding_mask", "combine", "dot_scores", "scaled_dot_scores", "AdditiveScore",
-           "attend_explicit", "attend_fused", "MultiHeadAttention", "record"]
+           "attend_explicit", "attend_fused", "KVCache", "MultiHeadAttention", "record"]
 
 
 # ----------------------------------------------------------------------------- masks
@@ -144,6 +144,27 @@ def attend_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
 
 
 # ----------------------------------------------------------------------------- multi-head attention
+class KVCache:
+    """The keys and values of one attention layer for every position processed so far.
+
+    Incremental decoding feeds only the new tokens; their keys and values are appended here
+    and their queries attend over everything cached. Shapes ``(B, heads, T_so_far, head_dim)``.
+    """
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the new positions' keys and values; return all keys and values so far."""
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention (多头注意力) with scaled dot-product scores.
 
@@ -153,8 +174,10 @@ class MultiHeadAttention(nn.Module):
     ``out`` is ``(B, T_q, d_model)`` and ``weights`` is ``(B, heads, T_q, T_k)`` if
     ``need_weights`` (computed on the explicit path) and otherwise ``None`` (fused path).
 
-    ``rotary``: an optional callable applied to queries and keys ``(B, heads, T, head_dim)``
+    ``rotary``: an optional module applied to queries and keys ``(B, heads, T, head_dim)``
     after the heads are split (rotary position embeddings, see ``transformer.Rotary``).
+    ``cache``: a :class:`KVCache` for incremental self-attention; ``x`` then holds only the
+    new positions, which come after the ``len(cache)`` positions already cached.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -174,7 +197,8 @@ class MultiHeadAttention(nn.Module):
         return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                causal: bool = False, need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                causal: bool = False, need_weights: bool = False,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
         if context is None:                                      # self-attention: q, k, v all from x
             q, k, v = self.qkv(x).split(C, dim=2)
@@ -183,8 +207,11 @@ class MultiHeadAttention(nn.Module):
             q = F.linear(x, w[:C], None if b is None else b[:C])
             k, v = F.linear(context, w[C:], None if b is None else b[C:]).split(C, dim=2)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)     # (B, heads, T, head_dim)
+        past = 0 if cache is None else len(cache)
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, past), self.rotary(k, past)
+        if cache is not None:
+            k, v = cache.append(k, v)                            # (B, heads, past + T, head_dim)
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights or self.record_weights:

@@ -96,14 +96,21 @@ class Rotary(nn.Module):
 
 # ----------------------------------------------------------------------------- blocks
 class FeedForward(nn.Module):
-    """Position-wise feed-forward network: Linear(C, d_ff) -> GELU -> Linear(d_ff, C), same for every position."""
+    """Position-wise feed-forward network: Linear(C, d_ff) -> GELU -> Linear(d_ff, C), same for every position.
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+    ``activation``: ``"gelu"`` (exact, with erf; BERT) or ``"gelu_tanh"`` (the tanh
+    approximation that GPT-2 used; needed to reproduce its outputs exactly).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu"):
         super().__init__()
+        if activation not in ("gelu", "gelu_tanh"):
+            raise ValueError(f"activation must be 'gelu' or 'gelu_tanh', got {activation!r}")
         self.up, self.down, self.drop = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model), nn.Dropout(dropout)
+        self.approximate = "tanh" if activation == "gelu_tanh" else "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.down(F.gelu(self.up(x))))
+        return self.drop(self.down(F.gelu(self.up(x), approximate=self.approximate)))
 
 
 class Block(nn.Module):
@@ -114,7 +121,7 @@ class Block(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, dropout: float = 0.0,
                  norm_first: bool = True, cross: bool = False, rotary: nn.Module | None = None,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, activation: str = "gelu"):
         super().__init__()
         d_ff = d_ff or 4 * d_model
         self.norm_first = norm_first
@@ -122,7 +129,7 @@ class Block(nn.Module):
         self.ln_attn = nn.LayerNorm(d_model, eps=eps)
         self.cross = MultiHeadAttention(d_model, n_heads, dropout) if cross else None
         self.ln_cross = nn.LayerNorm(d_model, eps=eps) if cross else None
-        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation)
         self.ln_ffn = nn.LayerNorm(d_model, eps=eps)
         self.drop = nn.Dropout(dropout)
 
@@ -132,8 +139,10 @@ class Block(nn.Module):
         return ln(x + self.drop(fn(x)))           # post-LN: LN(x + f(x))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
-                memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self._residual(x, self.ln_attn, lambda h: self.attn(h, mask=mask, causal=causal)[0])
+                memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
+                cache=None) -> torch.Tensor:
+        """``x (B, T, C) -> (B, T, C)``; ``cache`` (an ``attention.KVCache``) for incremental decoding."""
+        x = self._residual(x, self.ln_attn, lambda h: self.attn(h, mask=mask, causal=causal, cache=cache)[0])
         if self.cross is not None:
             if memory is None:
                 raise ValueError("this block has cross-attention: pass the encoder output as `memory`")
