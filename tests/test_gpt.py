@@ -6,6 +6,7 @@ import torch
 
 import textbook_lm as tlm
 from textbook_lm import generate as G
+from textbook_lm import gpt as GPT_MODULE
 from textbook_lm.gpt import GPT, GPTConfig, hf_config
 
 
@@ -155,3 +156,27 @@ def test_beam_search_finds_the_best_sequence_greedy_misses():
     assert greedy == [0, 1, 1]
     ids, score = G.beam_search(m, [0], 2, beams=2, length_penalty=0.0)
     assert ids == [0, 2, 3] and math.isclose(score, math.log(0.4), rel_tol=1e-4)
+
+
+def test_char_data_uses_nanogpts_split(data_dir):
+    tok, tr, va = GPT_MODULE.char_data("shakespeare")
+    assert (len(tr), len(va)) == (1_003_854, 111_540)         # nanoGPT's prepare.py: 90% / 10% of 1,115,394
+    assert tok.decode(tr.ids[:14].tolist()) == "First Citizen:"
+    with pytest.raises(ValueError, match="corpus must be"):
+        GPT_MODULE.char_data("klingon")
+
+
+def test_save_and_load_pretrained_roundtrip(tmp_path, monkeypatch):
+    from textbook_lm.tokenize import CharTokenizer
+
+    G_ = GPT_MODULE
+    monkeypatch.setattr(G_, "PRETRAINED_DIR", tmp_path)
+    m = tiny(vocab_size=6)
+    tok = CharTokenizer("abcde")
+    G_.save_pretrained("toy", m, tok, {"steps": 1})
+    loaded, tok2, info = G_.pretrained("toy")
+    x = torch.randint(0, 6, (2, 10))
+    assert torch.allclose(loaded(x), m(x), atol=2e-2)               # float16 storage
+    assert loaded.lm_head.weight is loaded.wte.weight and tok2.itos == tok.itos and info == {"steps": 1}
+    with pytest.raises(FileNotFoundError, match="python -m textbook_lm.gpt train"):
+        G_.pretrained("missing")

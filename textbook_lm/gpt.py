@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -20,7 +21,8 @@ import torch.nn as nn
 from textbook_lm.attention import KVCache
 from textbook_lm.transformer import Block, LearnedPositions
 
-__all__ = ["GPTConfig", "GPT", "hf_config"]
+__all__ = ["GPTConfig", "GPT", "hf_config", "RECIPES", "char_data", "train_recipe", "save_pretrained", "pretrained",
+           "scaling_sweep", "leaderboard_entries"]
 
 
 @dataclass
@@ -33,6 +35,7 @@ class GPTConfig:
     dropout: float = 0.0
     activation: str = "gelu_tanh"   # GPT-2's GELU approximation
     eps: float = 1e-5               # LayerNorm epsilon
+    bias: bool = True               # biases in linear layers and LayerNorms (GPT-2: yes; nanoGPT's recipes: no)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -50,8 +53,8 @@ class GPT(nn.Module):
         self.wpe = LearnedPositions(C, cfg.block_size)                     # one vector per position
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(C, cfg.n_head, 4 * C, cfg.dropout, norm_first=True, eps=cfg.eps,
-                                          activation=cfg.activation) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(C, eps=cfg.eps)
+                                          activation=cfg.activation, bias=cfg.bias) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(C, eps=cfg.eps, bias=cfg.bias)
         self.lm_head = nn.Linear(C, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight                              # weight tying (Press & Wolf, 2017)
         self.apply(self._init)
@@ -152,3 +155,202 @@ def hf_config(c) -> GPTConfig:
         raise ValueError(f"only an MLP 4x as wide as n_embd is supported, got n_inner={c.n_inner}")
     return GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
                      n_embd=c.n_embd, dropout=0.0, activation="gelu_tanh", eps=c.layer_norm_epsilon)
+
+
+# ---------------------------------------------------------------------- character-level recipes
+PRETRAINED_DIR = Path(__file__).with_name("results") / "models"
+
+# nanoGPT's CPU recipe for Tiny Shakespeare (its README: loss 1.88): 4 layers, 4 heads,
+# 128 wide, block 64, batch 12, 2,000 iterations, no dropout, lr 1e-3 -> 1e-4 after 100
+# warmup steps, AdamW betas (0.9, 0.99), weight decay 0.1, gradient clipping 1.0, and, as in
+# nanoGPT's defaults, no biases and the exact GELU.
+RECIPES: dict[str, tuple[dict, dict]] = {
+    "nanogpt-cpu": (dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False, activation="gelu"),
+                    dict(steps=2000, batch_size=12, seq_len=64, lr=1e-3, warmup=100, min_lr_ratio=0.1,
+                         weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_every=250, eval_batches=40)),
+    # the shipped checkpoint: as large as fits in 5 MB of float16 and 30 minutes of a 2-core CPU
+    "shakespeare-char": (dict(block_size=128, n_layer=6, n_head=6, n_embd=180, dropout=0.1),
+                         dict(steps=3600, batch_size=16, seq_len=128, lr=1.5e-3, warmup=200, min_lr_ratio=0.1,
+                              weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_every=500, eval_batches=40,
+                              max_seconds=1740)),
+}
+
+
+def char_data(corpus: str = "shakespeare"):
+    """Characters of a corpus as (tokenizer, train stream, validation stream).
+
+    ``"shakespeare"``: Tiny Shakespeare split as nanoGPT does, the first 90% of the characters
+    for training, the last 10% for validation. ``"tang"``: the Tang poems, one per line
+    (newlines inside a poem become ``/``), the first 90% of the poems for training.
+    """
+    from textbook_lm.data import corpora
+    from textbook_lm.tokenize import CharTokenizer
+    from textbook_lm.train import TokenStream
+
+    if corpus == "shakespeare":
+        text = corpora.tiny_shakespeare()
+        cut = int(0.9 * len(text))
+        train_text, val_text = text[:cut], text[cut:]
+    elif corpus == "tang":
+        poems = [p["text"].replace("\n", "/") for p in corpora.tang_poems()]
+        cut = int(0.9 * len(poems))
+        train_text, val_text = "\n".join(poems[:cut]) + "\n", "\n".join(poems[cut:]) + "\n"
+    else:
+        raise ValueError(f"corpus must be 'shakespeare' or 'tang', got {corpus!r}")
+    tok = CharTokenizer.train(train_text + val_text)
+    return tok, TokenStream(tok.encode(train_text), "train"), TokenStream(tok.encode(val_text), "val")
+
+
+def train_recipe(name: str, corpus: str = "shakespeare", steps: int | None = None, seed: int = 0,
+                 checkpoint: str | Path | None = None, progress: bool = True, device: torch.device | None = None):
+    """Train a recipe of :data:`RECIPES` on a character corpus; returns (model, tokenizer, history)."""
+    from textbook_lm import seed as seed_all
+    from textbook_lm.train import TrainConfig, train
+
+    model_kw, train_kw = RECIPES[name]
+    tok, tr, va = char_data(corpus)
+    if steps is not None:
+        train_kw = {**train_kw, "steps": steps}
+    seed_all(seed)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, **model_kw))
+    if device is not None:
+        model.to(device)
+    history = train(model, tr, va, TrainConfig(seed=seed, **train_kw), checkpoint=checkpoint, progress=progress)
+    return model, tok, history
+
+
+def save_pretrained(name: str, model: GPT, tok, info: dict) -> Path:
+    """float16 weights (the tied matrix stored once), config, characters and info."""
+    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+    state = {k: v.half() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    path = PRETRAINED_DIR / f"{name}.pt"
+    torch.save({"kind": "GPT", "config": asdict(model.cfg), "model": state, "chars": tok.itos[1:], "info": info}, path)
+    return path
+
+
+def pretrained(name: str = "shakespeare-char"):
+    """Load a shipped GPT: returns (model in eval mode, tokenizer, info)."""
+    from textbook_lm.tokenize import CharTokenizer
+
+    path = PRETRAINED_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; make it with: python -m textbook_lm.gpt train {name}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = GPT(GPTConfig(**blob["config"]))
+    state = {k: v.float() for k, v in blob["model"].items()}
+    state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state)
+    return model.eval(), CharTokenizer(blob["chars"]), blob["info"]
+
+
+# ---------------------------------------------------------------------- scaling sweep
+SWEEP_SIZES = [(2, 2, 32), (2, 4, 64), (4, 4, 96), (4, 4, 128), (6, 6, 192)]   # (layers, heads, width)
+SWEEP_TRAIN = dict(steps=1500, batch_size=12, seq_len=64, lr=1e-3, warmup=100, min_lr_ratio=0.1, weight_decay=0.1,
+                   betas=(0.9, 0.99), grad_clip=1.0, eval_every=150, eval_batches=40)
+SWEEP_PATH = Path(__file__).with_name("results") / "gpt_scaling.json"
+
+
+def scaling_sweep(progress: bool = False) -> list[dict]:
+    """Train :data:`SWEEP_SIZES` on Tiny Shakespeare characters with the same token budget
+    (:data:`SWEEP_TRAIN`, 1.15M tokens) and record, for each, the non-embedding parameters,
+    the validation curve and the final full validation loss."""
+    import time
+
+    from textbook_lm import seed as seed_all
+    from textbook_lm.train import TrainConfig, evaluate, train
+
+    tok, tr, va = char_data("shakespeare")
+    rows = []
+    for n_layer, n_head, n_embd in SWEEP_SIZES:
+        seed_all(0)
+        model = GPT(GPTConfig(tok.vocab_size, block_size=64, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                              bias=False, activation="gelu"))
+        t0 = time.perf_counter()
+        h = train(model, tr, va, TrainConfig(**SWEEP_TRAIN), progress=progress)
+        rows.append({"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "params": model.num_params(),
+                     "tokens_per_step": h.tokens_per_step, "val_step": h.val_step, "val_loss": h.val_loss,
+                     "final_val_loss": round(evaluate(model.eval(), va, 64), 4),
+                     "train_seconds": round(time.perf_counter() - t0, 1)})
+        print(f"{n_layer} x {n_embd}: {rows[-1]['params']:,} params, val {rows[-1]['final_val_loss']:.4f}, "
+              f"{rows[-1]['train_seconds']:.0f} s", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------- leaderboard
+TINYLANG_GPT = dict(block_size=64, n_layer=2, n_head=4, n_embd=64, bias=False, activation="gelu")
+
+
+def leaderboard_entries() -> list:
+    """Chapter 8's entries: a GPT on TinyLang (trained here like Chapter 4's models), and on
+    Tiny Shakespeare characters the nanoGPT CPU recipe (trained here) and the shipped checkpoint."""
+    import time
+
+    from textbook_lm import nnlm
+    from textbook_lm import train as tr
+    from textbook_lm.data import tinylang
+    from textbook_lm.leaderboard import Entry
+
+    command = "python -m textbook_lm.leaderboard reproduce gpt"
+    tl = tinylang.benchmark()
+    t0 = time.perf_counter()
+    model, vocab, _ = nnlm.train_tinylang("GPT", factory=lambda V: GPT(GPTConfig(V, **TINYLANG_GPT)))
+    seconds = time.perf_counter() - t0
+    s = tr.score_sequences(model, nnlm.encode(tl.test, vocab), vocab.index("<eos>"))
+    entries = [Entry("GPT (2 layers)", "tinylang", "test", s.nll, s.n_tokens, model.num_params(True),
+                     round(seconds, 1), 8, command)]
+    _, _, va = char_data("shakespeare")
+    t0 = time.perf_counter()
+    model, _, _ = train_recipe("nanogpt-cpu", progress=False)
+    seconds = time.perf_counter() - t0
+    n = len(va) - 1
+    entries.append(Entry("GPT, nanoGPT CPU recipe", "tinyshakespeare-char", "val", tr.evaluate(model.eval(), va, 64) * n,
+                         n, model.num_params(True), round(seconds, 1), 8, command))
+    if (PRETRAINED_DIR / "shakespeare-char.pt").is_file():
+        model, _, info = pretrained("shakespeare-char")
+        entries.append(Entry("GPT, shipped checkpoint", "tinyshakespeare-char", "val",
+                             tr.evaluate(model, va, model.cfg.block_size) * n, n, model.num_params(True),
+                             info["train_seconds"], 8, info["command"], note="float16 weights"))
+    return entries
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import hashlib
+    import json
+    import time
+
+    from textbook_lm.train import evaluate
+
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.gpt", description="Train the book's shipped GPT.")
+    ap.add_argument("command", choices=["train", "sweep"])
+    ap.add_argument("name", nargs="?", default="shakespeare-char", choices=["shakespeare-char"])
+    ap.add_argument("--checkpoint", default=None, help="resumable training state (default: none)")
+    args = ap.parse_args(argv)
+    if args.command == "sweep":
+        rows = scaling_sweep()
+        SWEEP_PATH.write_text(json.dumps({"command": "python -m textbook_lm.gpt sweep", "train": SWEEP_TRAIN,
+                                          "runs": rows}, indent=1) + "\n")
+        print(f"wrote {SWEEP_PATH}")
+        return 0
+    t0 = time.perf_counter()
+    model, tok, history = train_recipe(args.name, checkpoint=args.checkpoint)
+    seconds = history.seconds
+    _, _, va = char_data("shakespeare")
+    val = evaluate(model.eval(), va, model.cfg.block_size)
+    info = {"train_seconds": round(seconds, 1), "steps": history.step[-1], "val_loss": round(val, 4),
+            "val_curve": history.val_loss, "val_step": history.val_step,
+            "tokens_per_step": history.tokens_per_step, "command": f"python -m textbook_lm.gpt train {args.name}"}
+    path = save_pretrained(args.name, model, tok, info)
+    manifest_path = PRETRAINED_DIR / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[args.name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                           "bytes": path.stat().st_size, "train_seconds": round(seconds, 1),
+                           "val_loss": round(val, 4), "command": info["command"]}
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{args.name}: val loss {val:.4f} nats/char after {history.step[-1]} steps, {seconds:.0f} s training "
+          f"({time.perf_counter() - t0:.0f} s in all), {path.stat().st_size / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

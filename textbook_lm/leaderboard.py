@@ -26,7 +26,8 @@ __all__ = ["Entry", "Anchor", "ANCHORS", "SOURCES", "Leaderboard", "load", "DEFA
 DEFAULT_PATH = Path(__file__).with_name("results") / "leaderboard.json"
 
 # name -> "module:function" returning a list of Entry; one per chapter that trains models
-SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries", "nnlm": "textbook_lm.nnlm:leaderboard_entries"}
+SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries", "nnlm": "textbook_lm.nnlm:leaderboard_entries",
+           "gpt": "textbook_lm.gpt:leaderboard_entries"}
 
 
 @dataclass
@@ -76,6 +77,10 @@ ANCHORS = [
     Anchor("wikitext-2", "LSTM", 99.3, "Grave et al. 2017 (Improving neural LMs with a continuous cache)"),
     Anchor("wikitext-2", "AWD-LSTM", 65.8, "Merity et al. 2018"),
     Anchor("wikitext-2", "GPT-2 1.5B (zero-shot)", 18.34, "Radford et al. 2019"),
+    Anchor("tinyshakespeare-char", "nanoGPT 4x128 CPU recipe", round(math.exp(1.88), 2), "nanoGPT README (Karpathy)",
+           "loss 1.88 nats/char, a 20-batch estimate"),
+    Anchor("tinyshakespeare-char", "nanoGPT 6x384 (one A100, ~3 min)", round(math.exp(1.4697), 2),
+           "nanoGPT README (Karpathy)", "validation loss 1.4697 nats/char"),
 ]
 
 

@@ -407,9 +407,10 @@ TINYLANG_MODELS = {
 TINYLANG_TRAIN = {"steps": 2000, "batch_size": 32, "seq_len": 64, "lr": 3e-3, "warmup": 100, "eval_every": 500}
 
 
-def train_tinylang(name: str, steps: int | None = None, progress: bool = False, seed: int = 0):
-    """Train one of :data:`TINYLANG_MODELS` on the TinyLang benchmark (deterministic given ``seed``).
-    Returns (model, vocab, history)."""
+def train_tinylang(name: str, steps: int | None = None, progress: bool = False, seed: int = 0,
+                   factory=None, train_overrides: dict | None = None):
+    """Train one of :data:`TINYLANG_MODELS` (or ``factory(vocab_size)``, e.g. a GPT of Chapter 8) on
+    the TinyLang benchmark, deterministic given ``seed``. Returns (model, vocab, history)."""
     from textbook_lm import train as tr
     from textbook_lm.data import tinylang
 
@@ -417,8 +418,9 @@ def train_tinylang(name: str, steps: int | None = None, progress: bool = False, 
     vocab = frequency_vocab(tl.train)
     eos = vocab.index("<eos>")
     torch.manual_seed(seed)
-    model = TINYLANG_MODELS[name](len(vocab))
-    cfg = tr.TrainConfig(**{**TINYLANG_TRAIN, **({"steps": steps} if steps else {}), "seed": seed})
+    model = (factory or TINYLANG_MODELS[name])(len(vocab))
+    cfg = tr.TrainConfig(**{**TINYLANG_TRAIN, **(train_overrides or {}), **({"steps": steps} if steps else {}),
+                            "seed": seed})
     history = tr.train(model, tr.TokenStream(stream(encode(tl.train, vocab), eos)),
                        tr.TokenStream(stream(encode(tl.valid, vocab), eos)), cfg, progress=progress)
     return model.eval(), vocab, history

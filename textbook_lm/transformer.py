@@ -102,11 +102,12 @@ class FeedForward(nn.Module):
     approximation that GPT-2 used; needed to reproduce its outputs exactly).
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu"):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu", bias: bool = True):
         super().__init__()
         if activation not in ("gelu", "gelu_tanh"):
             raise ValueError(f"activation must be 'gelu' or 'gelu_tanh', got {activation!r}")
-        self.up, self.down, self.drop = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model), nn.Dropout(dropout)
+        self.up, self.down = nn.Linear(d_model, d_ff, bias=bias), nn.Linear(d_ff, d_model, bias=bias)
+        self.drop = nn.Dropout(dropout)
         self.approximate = "tanh" if activation == "gelu_tanh" else "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,20 +118,21 @@ class Block(nn.Module):
     """One Transformer layer: self-attention, optional cross-attention, feed-forward; each
     a residual branch with LayerNorm before it (``norm_first=True``, pre-LN, GPT-2 style)
     or after the addition (``norm_first=False``, post-LN, as in the 2017 paper and BERT).
+    ``bias=False`` drops the biases of every linear layer and LayerNorm (as nanoGPT can).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, dropout: float = 0.0,
                  norm_first: bool = True, cross: bool = False, rotary: nn.Module | None = None,
-                 eps: float = 1e-5, activation: str = "gelu"):
+                 eps: float = 1e-5, activation: str = "gelu", bias: bool = True):
         super().__init__()
         d_ff = d_ff or 4 * d_model
         self.norm_first = norm_first
-        self.attn = MultiHeadAttention(d_model, n_heads, dropout, rotary=rotary)
-        self.ln_attn = nn.LayerNorm(d_model, eps=eps)
-        self.cross = MultiHeadAttention(d_model, n_heads, dropout) if cross else None
-        self.ln_cross = nn.LayerNorm(d_model, eps=eps) if cross else None
-        self.ffn = FeedForward(d_model, d_ff, dropout, activation)
-        self.ln_ffn = nn.LayerNorm(d_model, eps=eps)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary)
+        self.ln_attn = nn.LayerNorm(d_model, eps=eps, bias=bias)
+        self.cross = MultiHeadAttention(d_model, n_heads, dropout, bias=bias) if cross else None
+        self.ln_cross = nn.LayerNorm(d_model, eps=eps, bias=bias) if cross else None
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation, bias)
+        self.ln_ffn = nn.LayerNorm(d_model, eps=eps, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def _residual(self, x, ln, fn):
