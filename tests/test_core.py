@@ -38,3 +38,19 @@ def test_show_source_renders_package_code():
     assert "textbook_lm.ngram.KneserNey" in repr(src)
     with pytest.raises(TypeError, match="show_source needs"):
         tlm.show_source(42)
+
+
+def test_update_manifest_records_hash_and_size(tmp_path):
+    import hashlib
+    import json
+
+    from textbook_lm.utils import update_manifest
+
+    f = tmp_path / "m.pt"
+    f.write_bytes(b"weights")
+    update_manifest(f, "old", command="x")
+    row = update_manifest(f, "m", train_seconds=1.5, command="python -m x")
+    saved = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(saved) == {"old", "m"} and saved["m"] == row
+    assert row == {"file": "m.pt", "sha256": hashlib.sha256(b"weights").hexdigest(), "bytes": 7,
+                   "train_seconds": 1.5, "command": "python -m x"}

@@ -315,11 +315,11 @@ def leaderboard_entries() -> list:
 
 def _main(argv: list[str] | None = None) -> int:
     import argparse
-    import hashlib
     import json
     import time
 
     from textbook_lm.train import evaluate
+    from textbook_lm.utils import update_manifest
 
     ap = argparse.ArgumentParser(prog="python -m textbook_lm.gpt", description="Train the book's shipped GPT.")
     ap.add_argument("command", choices=["train", "sweep"])
@@ -341,12 +341,7 @@ def _main(argv: list[str] | None = None) -> int:
             "val_curve": history.val_loss, "val_step": history.val_step,
             "tokens_per_step": history.tokens_per_step, "command": f"python -m textbook_lm.gpt train {args.name}"}
     path = save_pretrained(args.name, model, tok, info)
-    manifest_path = PRETRAINED_DIR / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest[args.name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                           "bytes": path.stat().st_size, "train_seconds": round(seconds, 1),
-                           "val_loss": round(val, 4), "command": info["command"]}
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    update_manifest(path, args.name, train_seconds=round(seconds, 1), val_loss=round(val, 4), command=info["command"])
     print(f"{args.name}: val loss {val:.4f} nats/char after {history.step[-1]} steps, {seconds:.0f} s training "
           f"({time.perf_counter() - t0:.0f} s in all), {path.stat().st_size / 1e6:.2f} MB")
     return 0

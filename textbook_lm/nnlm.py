@@ -514,9 +514,9 @@ def pretrained(name: str):
 
 def _main(argv: list[str] | None = None) -> int:
     import argparse
-    import hashlib
-    import json
     import time
+
+    from textbook_lm.utils import update_manifest
 
     ap = argparse.ArgumentParser(prog="python -m textbook_lm.nnlm", description="Train the book's shipped models.")
     ap.add_argument("command", choices=["train"])
@@ -530,12 +530,8 @@ def _main(argv: list[str] | None = None) -> int:
             "val_loss": history.val_loss, "val_step": history.val_step,
             "train_loss_tail": history.train_loss[-200:], "command": f"python -m textbook_lm.nnlm train {args.name}"}
     path = save_pretrained(args.name, model, vocab, info, vocab_source="wikitext-2")
-    manifest_path = PRETRAINED_DIR / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest[args.name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                           "bytes": path.stat().st_size, "train_seconds": round(seconds, 1),
-                           "test_perplexity": round(score.perplexity, 2), "command": info["command"]}
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    update_manifest(path, args.name, train_seconds=round(seconds, 1), test_perplexity=round(score.perplexity, 2),
+                    command=info["command"])
     print(f"{args.name}: test perplexity {score.perplexity:.2f} ({score.n_tokens:,} tokens), {seconds:.0f} s, "
           f"{path.stat().st_size / 1e6:.1f} MB")
     return 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "show_source", "Source"]
+__all__ = ["device", "seed", "show_source", "Source", "update_manifest"]
 
 
 def device() -> torch.device:
@@ -92,3 +92,19 @@ def show_source(obj: object) -> Source:
     short = "textbook_lm/" + path.split(marker, 1)[1] if marker in path else os.path.basename(path)
     full = f"{module}.{name}" if module and not name.startswith(module) else name
     return Source(code=code, name=full, path=short.replace(os.sep, "/"), first_line=max(first, 1))
+
+
+def update_manifest(path, name: str, **fields) -> dict:
+    """Record the shipped file ``path`` under ``name`` in the ``manifest.json`` beside it:
+    file name, sha256, size in bytes, then ``fields`` (e.g. training time, score, command)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    manifest_path = path.with_name("manifest.json")
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                      "bytes": path.stat().st_size, **fields}
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest[name]
