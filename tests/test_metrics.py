@@ -40,3 +40,13 @@ def test_pair_accuracy_from_arrays():
     assert metrics.pair_accuracy([-1.0, -2.0, -3.0, -1.0], [-2.0, -1.0, -3.0, -5.0]) == pytest.approx(0.625)
     with pytest.raises(ValueError):
         metrics.pair_accuracy([-1.0], [-1.0, -2.0])
+
+
+def test_distinct_n():
+    from textbook_lm.metrics import distinct_n
+
+    assert distinct_n(["a b a b"], 2) == 2 / 3            # (a b) (b a) (a b)
+    assert distinct_n(["a b", "a b"], 2) == 0.5
+    assert distinct_n(["a b c"], 1) == 1.0 and distinct_n([""], 2) == 0.0
+    with pytest.raises(ValueError):
+        distinct_n(["a"], 0)

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Score", "score", "cross_entropy", "perplexity", "bits", "count_tokens", "pair_accuracy", "agreement_accuracy"]
+__all__ = ["Score", "score", "cross_entropy", "perplexity", "bits", "count_tokens", "pair_accuracy", "agreement_accuracy", "distinct_n"]
 
 LN2 = math.log(2.0)
 
@@ -103,3 +103,12 @@ def agreement_accuracy(sentence_logprob, pairs) -> float:
     if not pairs:
         raise ValueError("no minimal pairs given")
     return pair_accuracy([sentence_logprob(p.good) for p in pairs], [sentence_logprob(p.bad) for p in pairs])
+
+
+def distinct_n(texts, n: int = 2) -> float:
+    """Diversity of generated text (Li et al., 2016): distinct word n-grams / all word n-grams,
+    over every text in ``texts`` (words split on whitespace). 1.0 = no n-gram repeats."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    grams = [tuple(w[i:i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
