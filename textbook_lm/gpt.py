@@ -221,23 +221,21 @@ def train_recipe(name: str, corpus: str = "shakespeare", steps: int | None = Non
 
 def save_pretrained(name: str, model: GPT, tok, info: dict) -> Path:
     """float16 weights (the tied matrix stored once), config, characters and info."""
-    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    path = PRETRAINED_DIR / f"{name}.pt"
-    torch.save({"kind": "GPT", "config": asdict(model.cfg), "model": state, "chars": tok.itos[1:], "info": info}, path)
-    return path
+    from textbook_lm.utils import save_half
+
+    state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    return save_half(PRETRAINED_DIR / f"{name}.pt", state, kind="GPT", config=asdict(model.cfg), chars=tok.itos[1:],
+                     info=info)
 
 
 def pretrained(name: str = "shakespeare-char"):
     """Load a shipped GPT: returns (model in eval mode, tokenizer, info)."""
     from textbook_lm.tokenize import CharTokenizer
+    from textbook_lm.utils import load_half
 
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; make it with: python -m textbook_lm.gpt train {name}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_half(PRETRAINED_DIR / f"{name}.pt", f"python -m textbook_lm.gpt train {name}")
     model = GPT(GPTConfig(**blob["config"]))
-    state = {k: v.float() for k, v in blob["model"].items()}
+    state = blob["model"]
     state["lm_head.weight"] = state["wte.weight"]
     model.load_state_dict(state)
     return model.eval(), CharTokenizer(blob["chars"]), blob["info"]

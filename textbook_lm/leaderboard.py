@@ -27,7 +27,7 @@ DEFAULT_PATH = Path(__file__).with_name("results") / "leaderboard.json"
 
 # name -> "module:function" returning a list of Entry; one per chapter that trains models
 SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries", "nnlm": "textbook_lm.nnlm:leaderboard_entries",
-           "gpt": "textbook_lm.gpt:leaderboard_entries"}
+           "gpt": "textbook_lm.gpt:leaderboard_entries", "bert": "textbook_lm.mlm:leaderboard_entries"}
 
 
 @dataclass

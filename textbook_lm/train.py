@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -105,6 +106,7 @@ class History:
     grad_norm: list[float] = field(default_factory=list)
     val_step: list[int] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)   # from train(..., metric=f), at the same steps
     seconds: float = 0.0
 
     def plot(self, title: str = "", smooth: int = 10):
@@ -133,6 +135,11 @@ def _to(x, dev):
     return tuple(t.to(dev) for t in x) if isinstance(x, (tuple, list)) else x.to(dev)
 
 
+def _n_targets(y) -> int:
+    """Scored targets in a batch: entries of ``y`` (or of its first tensor) that are not -100."""
+    return int(((y[0] if isinstance(y, (tuple, list)) else y) != -100).sum())
+
+
 def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood per token, nats (targets equal to -100 are ignored)."""
     if hasattr(model, "loss"):
@@ -154,8 +161,8 @@ def evaluate(model: nn.Module, data: TokenStream, seq_len: int = 64, max_windows
     dev = next(model.parameters()).device
     total, count = 0.0, 0
     for x, y in data.windows(seq_len, max_windows):
-        n = int((y != -100).sum())
-        total += _loss(model, _to(x, dev), y.to(dev)).item() * n
+        n = _n_targets(y)
+        total += _loss(model, _to(x, dev), _to(y, dev)).item() * n
         count += n
     model.train(was_training)
     return total / count
@@ -189,8 +196,11 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 
 def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | None = None,
           cfg: TrainConfig | None = None, checkpoint: str | Path | None = None, resume: bool = True,
-          progress: bool = True) -> History:
+          progress: bool = True, metric: Callable[[nn.Module], float] | None = None) -> History:
     """Train ``model`` in place and return its :class:`History`.
+
+    ``metric(model)``, if given, is called at every evaluation (model in eval mode, no
+    gradients) and recorded in ``history.val_metric`` (e.g. a fine-tuned classifier's accuracy).
 
     With ``checkpoint``, the state is saved there at every evaluation and at the end, and if
     the file exists (and ``resume``) training continues from it.
@@ -231,7 +241,7 @@ def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | Non
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         x, y = train_data.batch(cfg.batch_size, cfg.seq_len, cfg.sampling, gen)
-        loss = _loss(model, _to(x, dev), y.to(dev))
+        loss = _loss(model, _to(x, dev), _to(y, dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
@@ -245,6 +255,11 @@ def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | Non
         if val_data is not None and ((step + 1) % cfg.eval_every == 0 or last):
             history.val_step.append(step + 1)
             history.val_loss.append(evaluate(model, val_data, cfg.seq_len, cfg.eval_batches))
+            if metric is not None:
+                model.eval()
+                with torch.no_grad():
+                    history.val_metric.append(float(metric(model)))
+                model.train()
             bar.set_postfix(train=f"{loss.item():.3f}", val=f"{history.val_loss[-1]:.3f}")
             snapshot(step + 1)
         if last:

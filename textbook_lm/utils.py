@@ -108,3 +108,27 @@ def update_manifest(path, name: str, **fields) -> dict:
                       "bytes": path.stat().st_size, **fields}
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest[name]
+
+
+def save_half(path, state: dict, **fields):
+    """Write a shipped model to ``path``: the tensors of ``state`` in float16 under ``"model"``,
+    beside plain ``fields`` (config, tokenizer, info), so ``weights_only=True`` can read it."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**fields, "model": {k: v.half() for k, v in state.items()}}, path)
+    return path
+
+
+def load_half(path, command: str) -> dict:
+    """Read a file written by :func:`save_half`, its tensors back in float32. A missing file
+    raises ``FileNotFoundError`` naming ``command``, the package command that makes it."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; make it with: {command}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob["model"] = {k: v.float() for k, v in blob["model"].items()}
+    return blob
