@@ -243,6 +243,7 @@ def mean_ci(values) -> tuple[float, float]:
 # grammaticality with three seeds.
 VARIANTS: dict[str, dict] = {
     "BERT: static masks + NSP": dict(masking="static", nsp=True),
+    "BERT: static masks": dict(masking="static", nsp=False),
     "dynamic masks + NSP": dict(masking="dynamic", nsp=True),
     "RoBERTa: dynamic, no NSP": dict(masking="dynamic", nsp=False),
     "ALBERT: E = C/4": dict(masking="dynamic", nsp=False, embedding_size=4),
@@ -256,7 +257,6 @@ ABLATION = {
                      variants=["BERT: static masks", "RoBERTa: dynamic, no NSP", "ALBERT: E = C/4",
                                "ALBERT: shared layers", "ALBERT: E = C/4 + shared"], train={}),
 }
-VARIANTS["BERT: static masks"] = dict(masking="static", nsp=False)
 
 
 def ablations(progress: bool = False) -> dict:
