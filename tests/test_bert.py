@@ -182,11 +182,9 @@ def test_albert_parameter_counts():
     assert fact.mlm_logits(torch.zeros(1, C)).shape == (1, V)
 
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face equivalence needs `transformers`")
-
-
 @pytest.mark.parametrize("kind", ["BertForMaskedLM", "BertForPreTraining", "AlbertForMaskedLM"])
 def test_hugging_face_equivalence(kind):
+    transformers = pytest.importorskip("transformers", reason="Hugging Face equivalence needs `transformers`")
     from textbook_lm.bert import hf_config
 
     torch.manual_seed(0)
