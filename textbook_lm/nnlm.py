@@ -460,21 +460,14 @@ def leaderboard_entries() -> list:
 def save_pretrained(name: str, model: nn.Module, vocab: list[str], info: dict, vocab_source: str | None = None) -> Path:
     """float16 weights + config + vocabulary (or, for a corpus's large vocabulary, the corpus
     name and a hash), loadable with ``torch.load(weights_only=True)``."""
-    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-    path = PRETRAINED_DIR / f"{name}.pt"
-    state, converted = {}, {}
-    for k, v in model.state_dict().items():      # tied weights appear under two names: convert once, share
-        key = (v.data_ptr(), v.shape)
-        if key not in converted:
-            converted[key] = v.half() if v.is_floating_point() else v
-        state[k] = converted[key]
-    blob = {"kind": type(model).__name__, "config": asdict(model.cfg), "model": state, "info": info}
+    from textbook_lm.utils import save_half
+
+    fields = {"kind": type(model).__name__, "config": asdict(model.cfg), "info": info}
     if vocab_source is None:
-        blob["vocab"] = list(vocab)
+        fields["vocab"] = list(vocab)
     else:           # a large vocabulary is rebuilt from its corpus on loading (and checked by hash)
-        blob["vocab_source"], blob["vocab_sha256"] = vocab_source, _vocab_hash(vocab)
-    torch.save(blob, path)
-    return path
+        fields["vocab_source"], fields["vocab_sha256"] = vocab_source, _vocab_hash(vocab)
+    return save_half(PRETRAINED_DIR / f"{name}.pt", model.state_dict(), **fields)
 
 
 def _vocab_hash(vocab: Sequence[str]) -> str:
@@ -496,10 +489,9 @@ def _rebuild_vocab(source: str, sha: str) -> list[str]:
 
 def pretrained(name: str):
     """Load a shipped model: returns (model in eval mode, vocabulary, info)."""
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; make it with: python -m textbook_lm.nnlm train {name}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from textbook_lm.utils import load_half
+
+    state = load_half(PRETRAINED_DIR / f"{name}.pt", f"python -m textbook_lm.nnlm train {name}")
     cls, cfg_cls = {"WordLM": (WordLM, WordLMConfig), "WordLSTM": (WordLM, WordLMConfig),
                     "RecurrentLM": (RecurrentLM, RecurrentConfig),
                     "BengioNNLM": (BengioNNLM, NNLMConfig)}[state["kind"]]
@@ -507,7 +499,7 @@ def pretrained(name: str):
     if "cutoffs" in cfg:
         cfg["cutoffs"] = tuple(cfg["cutoffs"])
     model = cls(cfg_cls(**cfg))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    model.load_state_dict(state["model"])
     vocab = state["vocab"] if "vocab" in state else _rebuild_vocab(state["vocab_source"], state["vocab_sha256"])
     return model.eval(), vocab, state["info"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "show_source", "Source", "update_manifest"]
+__all__ = ["device", "seed", "show_source", "Source", "update_manifest", "save_half", "load_half"]
 
 
 def device() -> torch.device:
@@ -111,13 +111,21 @@ def update_manifest(path, name: str, **fields) -> dict:
 
 
 def save_half(path, state: dict, **fields):
-    """Write a shipped model to ``path``: the tensors of ``state`` in float16 under ``"model"``,
-    beside plain ``fields`` (config, tokenizer, info), so ``weights_only=True`` can read it."""
+    """Write a shipped model to ``path``: the floating-point tensors of ``state`` in float16
+    (others as they are) under ``"model"``, beside plain ``fields`` (config, vocabulary,
+    info), so ``weights_only=True`` can read it. A tensor that appears under two names (tied
+    weights) is converted once and stored once."""
     from pathlib import Path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({**fields, "model": {k: v.half() for k, v in state.items()}}, path)
+    converted, half = {}, {}
+    for k, v in state.items():
+        key = (v.data_ptr(), v.shape)
+        if key not in converted:
+            converted[key] = v.half() if v.is_floating_point() else v
+        half[k] = converted[key]
+    torch.save({**fields, "model": half}, path)
     return path
 
 
@@ -130,5 +138,5 @@ def load_half(path, command: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; make it with: {command}")
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    blob["model"] = {k: v.float() for k, v in blob["model"].items()}
+    blob["model"] = {k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()}
     return blob
