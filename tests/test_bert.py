@@ -6,7 +6,8 @@ import random
 import pytest
 import torch
 
-from textbook_lm import finetune, mlm
+from textbook_lm import finetune, hub, mlm
+from textbook_lm.experiments import bert as xbert
 from textbook_lm.bert import BERT, BertClassifier, BertConfig, mask_tokens, span_corruption
 from textbook_lm.gpt import GPT, GPTConfig
 
@@ -127,7 +128,7 @@ def test_static_masks_repeat_dynamic_masks_do_not():
 
 def _tiny(**kw):
     torch.manual_seed(0)
-    return BERT(BertConfig(vocab_size=50, max_len=24, n_layer=2, n_head=2, d_model=16, dropout=0.0, **kw)).eval()
+    return BERT(BertConfig(vocab_size=50, block_size=24, n_layer=2, n_head=2, n_embd=16, dropout=0.0, **kw)).eval()
 
 
 def test_bert_is_bidirectional_gpt_is_not():
@@ -168,7 +169,7 @@ def test_loss_is_ce_over_selected_positions_only():
 
 def test_albert_parameter_counts():
     V, E, C, L = 1000, 32, 64, 4
-    base = dict(vocab_size=V, max_len=32, n_layer=L, n_head=4, d_model=C)
+    base = dict(vocab_size=V, block_size=32, n_layer=L, n_head=4, n_embd=C)
     bert, fact = BERT(BertConfig(**base)), BERT(BertConfig(**base, embedding_size=E))
     shared = BERT(BertConfig(**base, share_layers=True))
     block = sum(p.numel() for p in bert.blocks[0].parameters())
@@ -259,7 +260,7 @@ def _toy_task(n=400, seed=0):
                 s[rng.randrange(len(s))] = 7
             seqs.append(s)
             labels.append(int(y))
-        return finetune._data(_Tok(), seqs, labels, 16)
+        return xbert._data(_Tok(), seqs, labels, 16)
     return finetune.Task("toy", ["no 7", "7"], split(n), split(100), split(200), 30)
 
 
@@ -270,7 +271,7 @@ def test_fine_tuning_learns_and_baselines_behave():
     assert all(tuple(s) in {tuple(t) for t in task.train.seqs} for s in small.seqs)
     assert abs(finetune.majority_baseline(task) - 0.5) < 0.1
     assert finetune.bag_of_words_baseline(task)["accuracy"] == 1.0
-    cfg = BertConfig(vocab_size=30, max_len=16, n_layer=1, n_head=2, d_model=32, dropout=0.0)
+    cfg = BertConfig(vocab_size=30, block_size=16, n_layer=1, n_head=2, n_embd=32, dropout=0.0)
     model, history = finetune.fine_tune(cfg, task, seed=0, steps=150, lr=3e-3, eval_every=50)
     assert history.val_metric and len(history.val_metric) == len(history.val_step) == 3
     assert finetune.accuracy(model, task.test) > 0.9
@@ -285,15 +286,14 @@ def test_pretrain_on_tiny_data_lowers_mlm_loss_and_round_trips(tmp_path, monkeyp
     docs = [[[5 + (i + j) % 20 for j in range(10)] for i in range(6)] for _ in range(40)]
     tr = mlm.MLMData(mlm.make_examples(docs, CLS, SEP, 24, nsp=True), 30, PAD, MASK, [CLS, SEP])
     va = mlm.MLMData(mlm.make_examples(docs[:5], CLS, SEP, 24, nsp=False), 30, PAD, MASK, [CLS, SEP])
-    model, _, history, _ = mlm.pretrain("wikitext2-bert", steps=500, progress=False, data=(tok, tr, va),
+    model, _, history, _ = xbert.pretrain("wikitext2-bert", steps=500, progress=False, data=(tok, tr, va),
                                         train_overrides=dict(lr=1e-2, warmup=20, eval_every=250),
-                                        max_len=24, n_layer=1, d_model=32, n_head=2, dropout=0.0)
+                                        block_size=24, n_layer=1, n_embd=32, n_head=2, dropout=0.0)
     ev = mlm.evaluate_mlm(model, va)
     assert ev["loss"] < math.log(25) - 1.0 and ev["accuracy"] > 0.5     # the sequences are predictable
     assert ev["loss"] == pytest.approx(history.val_loss[-1], rel=1e-5)   # train's evaluation = MLM loss (no NSP)
-    monkeypatch.setattr(mlm, "PRETRAINED_DIR", tmp_path)
-    mlm.save_pretrained("tiny", model, tok, {"note": "test"})
-    again, tok2, info = mlm.pretrained("tiny")
+    model.save_pretrained(tmp_path / "tiny", tokenizer=tok, info={"note": "test"}, half=True)
+    again, tok2, info = hub.load(tmp_path / "tiny", kind="BERT")
     assert info == {"note": "test"} and tok2.itos == tok.itos
     x = torch.tensor([[CLS, 5, 6, MASK, 8, SEP]])
     with torch.no_grad():
@@ -305,8 +305,8 @@ def test_pretrain_on_tiny_data_lowers_mlm_loss_and_round_trips(tmp_path, monkeyp
 def test_grammaticality_task_is_balanced_and_splits_are_disjoint():
     from textbook_lm import tokenize
 
-    tok = tokenize.pretrained("wikitext2-wordpiece-8k")
-    task = finetune.grammaticality(tok, distances=range(1, 4), n_train=20, n_test=10)
+    tok = tokenize.from_pretrained("wikitext2-wordpiece-8k")
+    task = xbert.grammaticality(tok, distances=range(1, 4), n_train=20, n_test=10)
     assert len(task.train) == 2 * 3 * 20 and len(task.val) == len(task.test) == 2 * 3 * 10
     for data in (task.train, task.val, task.test):
         assert data.labels.float().mean() == 0.5                    # each pair: one good, one bad
@@ -320,7 +320,7 @@ def test_poets_task_split(data_dir):
     from textbook_lm.tokenize import CharTokenizer
 
     tok = CharTokenizer("", specials=mlm.SPECIALS)                  # every character -> <unk>: enough for the split
-    task = finetune.poets(tok)
+    task = xbert.poets(tok)
     n = [len(task.train), len(task.val), len(task.test)]
     assert sum(n) == 1130 + 573 and abs(n[0] / sum(n) - 0.7) < 0.01
     for d in (task.train, task.test):                               # stratified: the same class share everywhere
@@ -330,7 +330,7 @@ def test_poets_task_split(data_dir):
 
 
 def test_wikitext_documents(data_dir):
-    docs = mlm.wikitext_documents("valid")
+    docs = xbert.wikitext_documents("valid")
     assert 55 <= len(docs) <= 65                                     # WikiText-2 validation: 60 articles
     text = " ".join(s for d in docs for s in d)
     assert "@-@" not in text and "<unk>" not in text and "[UNK]" in text
@@ -340,9 +340,9 @@ def test_wikitext_documents(data_dir):
 def test_tang_documents_leave_out_the_task_poets(data_dir):
     from textbook_lm.data import corpora
 
-    docs = mlm.tang_documents()
+    docs = xbert.tang_documents()
     poems = corpora.tang_poems()
-    held_out = [p for p in poems if p["author"] in mlm.EXCLUDED_POETS]
+    held_out = [p for p in poems if p["author"] in xbert.EXCLUDED_POETS]
     assert len(docs) == len(poems) - len(held_out)
     texts = {"\n".join(d) for d in docs}
     assert not any(p["text"] in texts for p in held_out)

@@ -40,17 +40,47 @@ def test_show_source_renders_package_code():
         tlm.show_source(42)
 
 
-def test_update_manifest_records_hash_and_size(tmp_path):
-    import hashlib
-    import json
+def test_count_params_counts_shared_tensors_once_and_can_leave_out_embeddings():
+    import torch.nn as nn
 
-    from textbook_lm.utils import update_manifest
+    from textbook_lm.utils import count_params
 
-    f = tmp_path / "m.pt"
-    f.write_bytes(b"weights")
-    update_manifest(f, "old", command="x")
-    row = update_manifest(f, "m", train_seconds=1.5, command="python -m x")
-    saved = json.loads((tmp_path / "manifest.json").read_text())
-    assert set(saved) == {"old", "m"} and saved["m"] == row
-    assert row == {"file": "m.pt", "sha256": hashlib.sha256(b"weights").hexdigest(), "bytes": 7,
-                   "train_seconds": 1.5, "command": "python -m x"}
+    emb = nn.Embedding(10, 4)
+    head = nn.Linear(4, 10, bias=False)
+    head.weight = emb.weight                                     # tied
+    model = nn.Sequential(emb, nn.Linear(4, 4), head)
+    assert count_params(model) == 40 + 20
+    assert count_params(model, embeddings=False) == 20
+    with pytest.raises(TypeError, match="nn.Module"):
+        count_params([1, 2])
+
+
+def test_eval_mode_restores_training_mode_even_after_an_error():
+    import torch.nn as nn
+
+    from textbook_lm.utils import eval_mode
+
+    m = nn.Dropout(0.5).train()
+    with pytest.raises(RuntimeError):
+        with eval_mode(m):
+            assert not m.training
+            raise RuntimeError("boom")
+    assert m.training
+    with eval_mode(m.eval()):
+        pass
+    assert not m.training
+
+
+def test_cross_entropy_ignores_minus_100_and_checks_shapes():
+    import torch
+    import torch.nn.functional as F
+
+    from textbook_lm.utils import cross_entropy
+
+    logits = torch.randn(2, 3, 5)
+    y = torch.tensor([[1, -100, 4], [0, 2, -100]])
+    keep = y != -100
+    assert torch.allclose(cross_entropy(logits, y), F.cross_entropy(logits[keep], y[keep]))
+    assert cross_entropy(logits, y, "none").shape == (2, 3)
+    with pytest.raises(ValueError, match="targets of shape"):
+        cross_entropy(logits, y[:, :2])

@@ -81,8 +81,8 @@ def test_vectors_probes_on_hand_made_vectors(tmp_path):
     assert v.nearest("man", 1)[0][0] in {"woman", "king"} and v.similarity("man", "man") == pytest.approx(1.0)
     classes = {"man": "person", "woman": "person", "king": "person", "queen": "person", "apple": "fruit"}
     assert v.class_purity(classes, k=2) == 1.0          # "apple" is alone in its class: skipped
-    v.save(tmp_path / "v.pt")
-    again = E.Vectors.load(tmp_path / "v.pt")
+    v.save_pretrained(tmp_path / "v")
+    again = E.from_pretrained(tmp_path / "v")
     assert again.words == words and np.allclose(again.matrix, m, atol=1e-3)
     with pytest.raises(KeyError, match="no vector"):
         v["banana"]
@@ -119,9 +119,13 @@ def test_glove_learns_tinylang_word_classes():
 
 
 def test_shipped_vectors_load():
-    for name in E.PRETRAINED:
-        v = E.pretrained(name)
+    from textbook_lm import hub
+
+    for name in ("wikitext2-sgns", "wikitext2-glove"):
+        v = E.from_pretrained(name)
         assert v.matrix.shape[0] == len(v.words) > 10_000
-        assert (E.PRETRAINED_DIR / f"{name}.pt").stat().st_size < 5_000_000
-    with pytest.raises(KeyError):
-        E.pretrained("fasttext")
+        assert (hub.SHIPPED_DIR / name / "weights.pt").stat().st_size < 5_000_000
+    with pytest.raises(FileNotFoundError, match="fasttext"):
+        E.from_pretrained("fasttext")
+    with pytest.raises(hub.ArtefactError, match="holds a Tokenizer"):
+        E.from_pretrained("wikitext2-bpe-4k")

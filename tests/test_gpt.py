@@ -6,7 +6,8 @@ import torch
 
 import textbook_lm as tlm
 from textbook_lm import generate as G
-from textbook_lm import gpt as GPT_MODULE
+from textbook_lm import hub
+from textbook_lm.experiments import gpt as GPT_MODULE
 from textbook_lm.gpt import GPT, GPTConfig, hf_config
 
 
@@ -166,17 +167,19 @@ def test_char_data_uses_nanogpts_split(data_dir):
         GPT_MODULE.char_data("klingon")
 
 
-def test_save_and_load_pretrained_roundtrip(tmp_path, monkeypatch):
+def test_save_and_load_pretrained_roundtrip(tmp_path):
     from textbook_lm.tokenize import CharTokenizer
 
-    G_ = GPT_MODULE
-    monkeypatch.setattr(G_, "PRETRAINED_DIR", tmp_path)
     m = tiny(vocab_size=6)
     tok = CharTokenizer("abcde")
-    G_.save_pretrained("toy", m, tok, {"steps": 1})
-    loaded, tok2, info = G_.pretrained("toy")
+    m.save_pretrained(tmp_path / "toy", tokenizer=tok, info={"steps": 1}, half=True)
+    loaded, tok2, info = hub.load(tmp_path / "toy", kind="GPT")
     x = torch.randint(0, 6, (2, 10))
     assert torch.allclose(loaded(x), m(x), atol=2e-2)               # float16 storage
     assert loaded.lm_head.weight is loaded.wte.weight and tok2.itos == tok.itos and info == {"steps": 1}
-    with pytest.raises(FileNotFoundError, match="python -m textbook_lm.gpt train"):
-        G_.pretrained("missing")
+    assert not loaded.training
+    exact = tmp_path / "exact"
+    m.save_pretrained(exact)                                         # float32 by default: the same logits
+    assert torch.equal(GPT.from_pretrained(exact)(x), m(x))
+    with pytest.raises(FileNotFoundError, match="shipped"):
+        hub.load(tmp_path / "missing")

@@ -38,23 +38,25 @@ def test_stored_tinylang_entries_reproduce_exactly():
         e = board.get(f"{ngram.ORDER_NAMES[n]} Kneser-Ney", "tinylang")
         s = ngram.fit(sp.train, n, "kn").score(sp.test)
         assert (e.nll, e.n_tokens) == (pytest.approx(s.nll, rel=1e-12), s.n_tokens)
-        assert e.command.startswith("python -m textbook_lm.leaderboard reproduce")
+        assert e.command.startswith("python -m textbook_lm.experiments.leaderboard reproduce")
 
 
 def test_leaderboard_add_table_chart_roundtrip(tmp_path):
-    b = leaderboard.Leaderboard(path=tmp_path / "lb.json")
+    b = leaderboard.Leaderboard()
     e = leaderboard.Entry("m", "wikitext-2", "test", 1000.0, 200, 10, 1.0, 1, "cmd")
     b.add(e)
     b.add(leaderboard.Entry("m", "wikitext-2", "test", 900.0, 200, 10, 1.0, 1, "cmd"))   # replaces
     assert len(b.entries) == 1 and b.get("m", "wikitext-2").nll == 900.0
-    b.save()
-    again = leaderboard.load(tmp_path / "lb.json")
+    b.save(tmp_path / "lb")
+    again = leaderboard.load(tmp_path / "lb")
     assert again.get("m", "wikitext-2").perplexity == pytest.approx(math.exp(4.5))
     assert "AWD-LSTM" in again.table("wikitext-2")
     fig = again.chart("wikitext-2")
     assert len(fig.axes[0].patches) == 1
     with pytest.raises(KeyError):
         again.get("nope", "wikitext-2")
+    with pytest.raises(FileNotFoundError, match="typo.json"):
+        leaderboard.load("typo.json")
 
 
 def test_scatter_labels_points():

@@ -128,13 +128,15 @@ def test_vocab_size_is_respected():
 
 
 def test_shipped_tokenizers_load_and_match_their_recipe(data_dir):
-    tok = T.pretrained("shakespeare-bpe-1k")
-    assert tok.vocab_size == T.PRETRAINED["shakespeare-bpe-1k"]["vocab_size"]
-    assert T.train_pretrained("shakespeare-bpe-1k").merges == tok.merges      # reproducible from the recipe
-    for name in T.PRETRAINED:
-        assert T.pretrained(name).vocab_size == T.PRETRAINED[name]["vocab_size"]
-    with pytest.raises(KeyError, match="unknown tokenizer"):
-        T.pretrained("gpt4")
+    from textbook_lm.experiments import tokenize as recipes
+
+    tok = T.from_pretrained("shakespeare-bpe-1k")
+    assert tok.vocab_size == recipes.RECIPES["shakespeare-bpe-1k"]["vocab_size"]
+    assert recipes.train("shakespeare-bpe-1k").merges == tok.merges      # reproducible from the recipe
+    for name, r in recipes.RECIPES.items():
+        assert T.from_pretrained(name).vocab_size == r["vocab_size"]
+    with pytest.raises(FileNotFoundError, match="gpt4"):
+        T.from_pretrained("gpt4")
 
 
 def test_trace_records_each_merge_with_its_count():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from textbook_lm import nnlm, train
 from textbook_lm.data import tinylang
+from textbook_lm.utils import count_params
 
 
 def _stream(n=4000, vocab=7, seed=0):
@@ -141,7 +142,7 @@ def test_weight_tying_shares_parameters():
     tied = nnlm.RecurrentLM(nnlm.RecurrentConfig(50, "lstm", emb_dim=16, hidden=16, tie=True))
     untied = nnlm.RecurrentLM(nnlm.RecurrentConfig(50, "lstm", emb_dim=16, hidden=16))
     assert tied.out.weight is tied.emb.weight
-    assert nnlm.count_params(untied) - nnlm.count_params(tied) == 50 * 16
+    assert count_params(untied) - count_params(tied) == 50 * 16
     t2 = nnlm.BengioNNLM(nnlm.NNLMConfig(50, emb_dim=16, hidden=16, tie=True))
     assert t2(torch.tensor([[1, 2, 3]])).shape == (1, 3, 50)
 
@@ -220,17 +221,21 @@ def test_sampling_is_seeded_and_stops_at_eos():
 
 
 def test_shipped_wikitext2_lstm_loads_and_is_within_budget():
-    path = nnlm.PRETRAINED_DIR / "wikitext2-lstm.pt"
+    from textbook_lm import hub
+
+    path = hub.SHIPPED_DIR / "wikitext2-lstm" / "weights.pt"
     assert path.stat().st_size < 5_000_000
     state = torch.load(path, weights_only=True)
-    assert state["info"]["test_perplexity"] < 0.85 * 224.81        # beats Chapter 1's KN5 by 15%+
-    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert hub.load("wikitext2-lstm").info["test_perplexity"] < 0.85 * 224.81   # beats Chapter 1's KN5 by 15%+
 
 
 def test_shipped_wikitext2_lstm_scores_as_recorded(data_dir):
     from textbook_lm.data import corpora
 
-    model, vocab, info = nnlm.pretrained("wikitext2-lstm")
+    from textbook_lm import hub
+
+    model, vocab, info = hub.load("wikitext2-lstm")
     test = corpora.wikitext2("test")[:300]
     s = train.score_sequences(model, nnlm.encode(test, vocab), vocab.index("<eos>"))
     assert 4.0 < s.cross_entropy < 6.0

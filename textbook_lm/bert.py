@@ -12,7 +12,7 @@ those 80% become ``[MASK]``, 10% a random token, 10% stay as they are; the model
 only at selected positions (label -100 elsewhere). Masks are drawn once per example
 ("static", as BERT did) or anew every time an example is used ("dynamic", RoBERTa).
 
-Shapes: B batch, T sequence length, C = d_model, E = embedding size, V = vocab_size.
+Shapes: B batch, T sequence length, C = n_embd, E = embedding size, V = vocab_size.
 Parameter names map onto Hugging Face's ``BertForPreTraining`` / ``AlbertForMaskedLM``, so
 :meth:`BERT.from_hf_state_dict` reproduces their logits.
 """
@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from textbook_lm import hub
 from textbook_lm.attention import padding_mask
 from textbook_lm.transformer import Block, LearnedPositions
+from textbook_lm.utils import count_params, cross_entropy, init_weights
 
 __all__ = ["BertConfig", "BERT", "BertClassifier", "mask_tokens", "span_corruption", "hf_config"]
 
@@ -34,10 +37,10 @@ __all__ = ["BertConfig", "BERT", "BertClassifier", "mask_tokens", "span_corrupti
 @dataclass
 class BertConfig:
     vocab_size: int
-    max_len: int = 128              # longest input, [CLS] and [SEP]s included (position embeddings)
+    block_size: int = 128           # longest input, [CLS] and [SEP]s included (position embeddings)
     n_layer: int = 4
     n_head: int = 4
-    d_model: int = 128              # C, the hidden size
+    n_embd: int = 128               # C, the hidden size
     d_ff: int | None = None         # feed-forward width (None: 4 C)
     embedding_size: int | None = None   # ALBERT's E (None: E = C, no factorisation)
     share_layers: bool = False      # ALBERT: one block's weights used by every layer
@@ -49,8 +52,22 @@ class BertConfig:
     pad_id: int = 1                 # the book's WordPiece and character tokenizers put [PAD] at id 1
 
     def __post_init__(self):
-        if self.d_model % self.n_head:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "type_vocab_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        for name in ("d_ff", "embedding_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be None or a positive int, got {v!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.activation not in ("gelu", "gelu_tanh"):
+            raise ValueError(f"activation must be 'gelu' or 'gelu_tanh', got {self.activation!r}")
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ValueError(f"pad_id must be a token id in [0, {self.vocab_size}), got {self.pad_id}")
 
 
 class BERT(nn.Module):
@@ -60,9 +77,9 @@ class BERT(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.cfg = cfg
-        C, E = cfg.d_model, cfg.embedding_size or cfg.d_model
+        C, E = cfg.n_embd, cfg.embedding_size or cfg.n_embd
         self.tok = nn.Embedding(cfg.vocab_size, E)                       # token embeddings (V, E)
-        self.pos = LearnedPositions(E, cfg.max_len)                      # position embeddings
+        self.pos = LearnedPositions(E, cfg.block_size)                      # position embeddings
         self.seg = nn.Embedding(cfg.type_vocab_size, E)                  # segment A / B embeddings
         self.ln_embed = nn.LayerNorm(E, eps=cfg.eps)
         self.project = nn.Linear(E, C) if E != C else nn.Identity()      # ALBERT: E -> C
@@ -78,14 +95,7 @@ class BERT(nn.Module):
         # pooler (tanh over the [CLS] state) and the NSP head: IsNext (0) / NotNext (1)
         self.pool = nn.Linear(C, C)
         self.nsp = nn.Linear(C, 2)
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:                                     # BERT: N(0, 0.02), zero biases
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
+        self.apply(init_weights)                                         # BERT: N(0, 0.02), zero biases
 
     def layers(self):
         """The blocks in order, ``n_layer`` of them (the same one repeated when layers are shared)."""
@@ -93,8 +103,8 @@ class BERT(nn.Module):
 
     def forward(self, ids: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
         B, T = ids.shape
-        if T > self.cfg.max_len:
-            raise ValueError(f"sequence of {T} tokens is longer than max_len={self.cfg.max_len}")
+        if T > self.cfg.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size={self.cfg.block_size}")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
             raise ValueError(f"token ids must be in [0, {self.cfg.vocab_size}), got {ids.min().item()}..{ids.max().item()}")
         segments = torch.zeros_like(ids) if segments is None else segments
@@ -122,18 +132,29 @@ class BERT(nn.Module):
         labels, nsp_labels = y
         h = self(ids, segments)
         sel = labels != -100
-        loss = F.cross_entropy(self.mlm_logits(h[sel]), labels[sel])      # logits only where scored: (N, V)
+        loss = cross_entropy(self.mlm_logits(h[sel]), labels[sel])        # logits only where scored: (N, V)
         if (nsp_labels != -100).any():
-            loss = loss + F.cross_entropy(self.nsp_logits(h), nsp_labels, ignore_index=-100)
+            loss = loss + cross_entropy(self.nsp_logits(h), nsp_labels)
         return loss
 
     def num_params(self, embeddings: bool = True) -> int:
-        """Trainable parameters, each shared tensor counted once (tied output layer, shared blocks)."""
-        n = sum(p.numel() for p in self.parameters())
-        return n if embeddings else n - sum(m.weight.numel() for m in (self.tok, self.pos.table, self.seg))
+        """Parameters, each shared tensor counted once (tied output layer, shared blocks);
+        ``embeddings=False`` leaves out the token, position and segment tables."""
+        return count_params(self, embeddings)
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)
+
+    def save_pretrained(self, directory: str | Path, tokenizer=None, info: dict | None = None,
+                        half: bool = False) -> Path:
+        """Save weights, config, ``tokenizer`` and ``info`` into a hub folder (see :mod:`textbook_lm.hub`)."""
+        return hub.save(self, directory, tokenizer=tokenizer, info=info, half=half)
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path) -> "BERT":
+        """A BERT in eval mode from a hub folder or a shipped name (``"tinylang-bert"``, ...);
+        ``hub.load(name)`` returns its tokenizer too. Checked by sha256 before use."""
+        return hub.load(name_or_dir, kind="BERT").obj
 
     # ------------------------------------------------------------------ Hugging Face weights
     @classmethod
@@ -202,8 +223,8 @@ def hf_config(c) -> BertConfig:
         raise ValueError(f"only GELU activations are supported, got {c.hidden_act!r}")
     if albert and (c.num_hidden_groups != 1 or c.inner_group_num != 1):
         raise ValueError("only ALBERT with one shared layer (num_hidden_groups = inner_group_num = 1) is supported")
-    return BertConfig(vocab_size=c.vocab_size, max_len=c.max_position_embeddings, n_layer=c.num_hidden_layers,
-                      n_head=c.num_attention_heads, d_model=c.hidden_size, d_ff=c.intermediate_size,
+    return BertConfig(vocab_size=c.vocab_size, block_size=c.max_position_embeddings, n_layer=c.num_hidden_layers,
+                      n_head=c.num_attention_heads, n_embd=c.hidden_size, d_ff=c.intermediate_size,
                       embedding_size=c.embedding_size if albert else None, share_layers=albert,
                       type_vocab_size=c.type_vocab_size, dropout=0.0, eps=c.layer_norm_eps, activation=act,
                       pad_id=c.pad_token_id if c.pad_token_id is not None else 0)
@@ -216,7 +237,9 @@ class BertClassifier(nn.Module):
     def __init__(self, bert: BERT, n_classes: int, dropout: float = 0.1):
         super().__init__()
         self.bert, self.drop = bert, nn.Dropout(dropout)
-        self.head = nn.Linear(bert.cfg.d_model, n_classes)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        self.head = nn.Linear(bert.cfg.n_embd, n_classes)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
@@ -224,7 +247,7 @@ class BertClassifier(nn.Module):
         return self.head(self.drop(self.bert.pooled(self.bert(ids, segments))))
 
     def loss(self, x: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self(*x), y)
+        return cross_entropy(self(*x), y)
 
 
 # ---------------------------------------------------------------------- masking
@@ -246,7 +269,8 @@ def mask_tokens(ids: torch.Tensor, mask_id: int, special_ids, vocab_size: int, p
     special[mask_id] = True
     cand = ~special.to(ids.device)[ids]                                  # (B, T) may be selected
     n = cand.sum(1)
-    k = torch.where(n > 0, torch.clamp((prob * n.double()).round().long(), min=1), 0)   # (B,) how many per row
+    n = n.cpu().double()                                                 # float64 on the CPU (MPS has none)
+    k = torch.where(n > 0, torch.clamp((prob * n).round().long(), min=1), 0).to(ids.device)   # (B,) how many per row
     score = torch.rand(ids.shape, generator=generator).to(ids.device).masked_fill(~cand, 2.0)
     rank = score.argsort(1).argsort(1)                                   # rank of each position's random score
     selected = rank < k[:, None]                                         # the k lowest-scored candidates
@@ -287,3 +311,6 @@ def span_corruption(tokens: list[str], noise: float = 0.15, mean_span: float = 3
         pos += keep + drop
     inp += tokens[pos:]
     return inp, tgt + [f"<X{n_spans}>"]
+
+
+hub.register_model(BERT, BertConfig)

@@ -10,13 +10,11 @@
   ``J = sum_ij f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2``, ``f(x) = min(1, (x/x_max)^alpha)``.
 * :class:`Vectors`: nearest neighbours, analogies, class purity, 2-D projection.
 
-Checkpoints of the full WikiText-2 runs are made by ``python -m textbook_lm.embeddings train``
-and shipped with the package (float16, a few MB each); :func:`pretrained` loads them.
+Vectors of the full WikiText-2 runs are made by ``python -m textbook_lm.experiments.embeddings
+train`` and shipped with the package (float16, a few MB each); :func:`from_pretrained` loads them.
 """
 from __future__ import annotations
 
-import math
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +26,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from textbook_lm import hub
+
 __all__ = ["Corpus", "SGNSConfig", "SkipGram", "train_sgns", "GloVeConfig", "GloVe", "cooccurrence",
-           "glove_loss", "train_glove", "Vectors", "ANALOGIES", "pretrained", "PRETRAINED"]
+           "glove_loss", "train_glove", "Vectors", "ANALOGIES", "from_pretrained"]
 
 
 # ---------------------------------------------------------------------------- data
@@ -304,14 +304,9 @@ class Vectors:
         rng = np.random.default_rng(seed)
         return Vectors(self.words, rng.standard_normal(self.matrix.shape).astype(np.float32), {"method": "random"})
 
-    def save(self, path: str | Path) -> None:
-        """float16 vectors + words + settings, loadable with ``torch.load(weights_only=True)``."""
-        torch.save({"words": self.words, "vectors": torch.from_numpy(self.matrix).half(), "info": self.info}, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Vectors":
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return cls(state["words"], state["vectors"].float().numpy(), state["info"])
+    def save_pretrained(self, directory: str | Path, half: bool = True) -> Path:
+        """Save into a hub folder: vectors (float16 unless ``half=False``), words, and ``info``."""
+        return hub.save(self, directory, info=self.info, half=half)
 
 
 # ---------------------------------------------------------------------------- the book's analogy set
@@ -341,54 +336,14 @@ ANALOGIES: dict[str, list[tuple[str, str, str, str]]] = {
     cat: [(a, b, c, d) for a, b in pairs for c, d in pairs if (a, b) != (c, d)] for cat, pairs in _PAIRS.items()}
 
 
-# ---------------------------------------------------------------------------- shipped checkpoints
-PRETRAINED_DIR = Path(__file__).with_name("results") / "embeddings"
-PRETRAINED = {"wikitext2-sgns": ("sgns", SGNSConfig()), "wikitext2-glove": ("glove", GloVeConfig())}
+# ---------------------------------------------------------------------------- the hub
+def from_pretrained(name_or_dir: str | Path) -> Vectors:
+    """Word vectors from the hub: ``"wikitext2-sgns"`` or ``"wikitext2-glove"`` (trained on all of
+    WikiText-2 by ``python -m textbook_lm.experiments.embeddings train``), or a folder written by
+    :meth:`Vectors.save_pretrained`. Checked by sha256 before use."""
+    return hub.load(name_or_dir, kind="Vectors").obj
 
 
-def pretrained(name: str) -> Vectors:
-    """Word vectors trained on all of WikiText-2 by ``python -m textbook_lm.embeddings train``."""
-    if name not in PRETRAINED:
-        raise KeyError(f"unknown vectors {name!r}; available: {sorted(PRETRAINED)}")
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; make it with: python -m textbook_lm.embeddings train {name}")
-    return Vectors.load(path)
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import hashlib
-    import json
-
-    from textbook_lm.data import corpora
-
-    ap = argparse.ArgumentParser(prog="python -m textbook_lm.embeddings",
-                                 description="Train the book's word vectors on WikiText-2 and ship them.")
-    ap.add_argument("command", choices=["train"])
-    ap.add_argument("names", nargs="*", help=f"some of {sorted(PRETRAINED)} (default: all)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-    manifest_path = PRETRAINED_DIR / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    train = corpora.wikitext2("train")
-    for name in args.names or list(PRETRAINED):
-        method, cfg = PRETRAINED[name]
-        t0 = time.perf_counter()
-        vectors, losses = (train_sgns if method == "sgns" else train_glove)(train, cfg)
-        seconds = time.perf_counter() - t0
-        path = PRETRAINED_DIR / f"{name}.pt"
-        vectors.info.update(train_seconds=round(seconds, 1), final_loss=round(float(np.mean(losses[-50:])), 4))
-        vectors.save(path)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        manifest[name] = {"file": path.name, "sha256": sha, "bytes": path.stat().st_size, "train_seconds": round(seconds, 1),
-                          "command": f"python -m textbook_lm.embeddings train {name}", "config": asdict(cfg)}
-        print(f"{name}: {len(vectors.words):,} words x {vectors.matrix.shape[1]}, {seconds:.0f} s, "
-              f"{path.stat().st_size / 1e6:.1f} MB")
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+hub.register("Vectors", Vectors,
+             lambda v: ({"vectors": torch.from_numpy(v.matrix)}, {"words": list(v.words)}),
+             lambda tensors, data, info: Vectors(data["words"], tensors["vectors"].numpy(), info))

@@ -1,9 +1,9 @@
 """The book's running leaderboard: every language model, scored the same way, in one table.
 
-Entries live in ``textbook_lm/results/leaderboard.json`` (shipped with the package, so a
-chapter shows earlier chapters' models without re-running them). Each entry names the
-command that reproduces it; ``python -m textbook_lm.leaderboard reproduce`` reruns them
-all and rewrites the file (``reproduce ngram`` reruns one source).
+Entries are a stored result shipped with the package (the hub artefact ``leaderboard``), so a
+chapter shows earlier chapters' models without re-running them. Each entry names the
+command that reproduces it; the chapters' experiments produce them
+(``python -m textbook_lm.experiments.leaderboard reproduce [SOURCES]``).
 
 Scores follow :mod:`textbook_lm.metrics`: total NLL in nats over ``n_tokens`` predicted
 tokens (``<eos>`` included). Published figures ("anchors") are printed beside ours; they
@@ -11,23 +11,16 @@ come from other data or other setups where noted, so read them as landmarks, not
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
 import math
-import sys
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from textbook_lm import plot
+from textbook_lm import hub
 
-__all__ = ["Entry", "Anchor", "ANCHORS", "SOURCES", "Leaderboard", "load", "DEFAULT_PATH", "reproduce"]
+__all__ = ["Entry", "Anchor", "ANCHORS", "Leaderboard", "load", "NAME"]
 
-DEFAULT_PATH = Path(__file__).with_name("results") / "leaderboard.json"
-
-# name -> "module:function" returning a list of Entry; one per chapter that trains models
-SOURCES = {"ngram": "textbook_lm.ngram:leaderboard_entries", "nnlm": "textbook_lm.nnlm:leaderboard_entries",
-           "gpt": "textbook_lm.gpt:leaderboard_entries", "bert": "textbook_lm.mlm:leaderboard_entries"}
+NAME = "leaderboard"            # the shipped artefact
 
 
 @dataclass
@@ -87,7 +80,7 @@ ANCHORS = [
 @dataclass
 class Leaderboard:
     entries: list[Entry] = field(default_factory=list)
-    path: Path = DEFAULT_PATH
+    source: str = NAME              # where it was loaded from
 
     def add(self, entry: Entry) -> None:
         """Add or replace (same model, benchmark and split) an entry."""
@@ -111,11 +104,10 @@ class Leaderboard:
     def floor(self, benchmark: str, split: str = "test") -> Entry | None:
         return next(iter(self.select(benchmark, split, kind="floor")), None)
 
-    def save(self, path: Path | None = None) -> None:
-        p = Path(path or self.path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the entries (sorted) as a hub artefact into ``directory``; :func:`load` reads it."""
         rows = [asdict(e) for e in sorted(self.entries, key=lambda e: (e.benchmark, e.chapter, e.kind, e.model))]
-        p.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return hub.save(rows, directory, info={"command": "python -m textbook_lm.experiments.leaderboard reproduce"})
 
     def table(self, benchmark: str, split: str = "test", anchors: bool = True, max_chapter: int | None = None) -> str:
         """A plain-text table: our models (best last), the floor, then published anchors."""
@@ -152,48 +144,21 @@ class Leaderboard:
         label = {"perplexity": "test perplexity (lower is better)",
                  "cross_entropy": "cross-entropy, nats/token (lower is better)",
                  "bits_per_token": "bits per token (lower is better)"}[metric]
+        from textbook_lm import plot        # matplotlib only when a chart is drawn
+
         return plot.bars([f"{e.model} (ch {e.chapter})" for e in rows], [getattr(e, metric) for e in rows],
                          xlabel=label, title=f"Leaderboard: {benchmark} ({split})", reference=ref,
                          log=metric == "perplexity", fmt="{:.1f}" if metric == "perplexity" else "{:.3f}")
 
 
-def load(path: Path | str | None = None) -> Leaderboard:
-    """The stored leaderboard (the package's copy unless ``path`` is given)."""
-    p = Path(path or DEFAULT_PATH)
-    rows = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else []
-    return Leaderboard([Entry(**r) for r in rows], p)
-
-
-def reproduce(sources: list[str] | None = None, path: Path | None = None) -> Leaderboard:
-    """Rerun the named sources (all by default), store their entries, and return the board."""
-    board = load(path)
-    for name in sources or list(SOURCES):
-        if name not in SOURCES:
-            raise KeyError(f"unknown leaderboard source {name!r}; known: {sorted(SOURCES)}")
-        module, func = SOURCES[name].split(":")
-        for e in getattr(importlib.import_module(module), func)():
-            board.add(e)
-            print(f"{e.benchmark:>12} {e.model:<30} {e.cross_entropy:.4f} nats/token  ppl {e.perplexity:.2f}")
-    board.save()
-    return board
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m textbook_lm.leaderboard")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("reproduce", help="recompute stored entries")
-    r.add_argument("sources", nargs="*", help=f"some of {sorted(SOURCES)} (default: all)")
-    s = sub.add_parser("show", help="print the tables")
-    s.add_argument("benchmark", nargs="?")
-    args = ap.parse_args(argv)
-    if args.cmd == "reproduce":
-        reproduce(args.sources)
-    else:
-        board = load()
-        for b in [args.benchmark] if args.benchmark else sorted({e.benchmark for e in board.entries}):
-            print(board.table(b), end="\n\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def load(name_or_dir: str | os.PathLike = NAME) -> Leaderboard:
+    """The stored leaderboard: the package's copy, or a folder written by :meth:`Leaderboard.save`
+    (checked by sha256). A name that is neither raises ``FileNotFoundError``."""
+    rows = hub.load(name_or_dir, kind="result").obj
+    if not isinstance(rows, list):
+        raise hub.ArtefactError(f"{name_or_dir}: a leaderboard is a list of entries, got {type(rows).__name__}")
+    known = {f.name for f in fields(Entry)}
+    for r in rows:
+        if not isinstance(r, dict) or set(r) - known or {"model", "benchmark", "nll", "n_tokens"} - set(r):
+            raise hub.ArtefactError(f"{name_or_dir}: not a leaderboard entry: {r!r:.120}")
+    return Leaderboard([Entry(**r) for r in rows], str(name_or_dir))

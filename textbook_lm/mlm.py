@@ -1,34 +1,27 @@
-"""Pretraining data and recipes for the book's BERTs (Chapter 7).
+"""Masked-language-model pretraining data for BERT (Chapter 7): examples, masked batches, scoring.
 
 Text becomes *examples*: ``[CLS] A [SEP] B [SEP]`` sentence pairs for next-sentence
 prediction (B is the real continuation of A or, with probability 1/2, text from another
 document), or ``[CLS] text [SEP]`` chunks of one document when there is no NSP (RoBERTa).
 :class:`MLMData` serves masked batches of examples to ``train.train``, with static masks
 (drawn once per example, BERT) or dynamic ones (drawn anew every time, RoBERTa).
+:func:`evaluate_mlm` scores a model on fixed masks; :func:`fill_mask` shows its guesses.
 
-Package commands: ``python -m textbook_lm.mlm train wikitext2-bert`` (or ``tang-bert``) makes
-a shipped checkpoint; ``python -m textbook_lm.mlm ablate`` runs the RoBERTa / ALBERT
-ablations and writes ``results/bert_ablations.json``; ``python -m textbook_lm.mlm finetune``
-fine-tunes the shipped models over five seeds and writes ``results/bert_finetune.json``.
+The book's corpora, recipes and shipped BERTs are in :mod:`textbook_lm.experiments.bert`.
 """
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from textbook_lm.bert import BERT, BertConfig, mask_tokens
+from textbook_lm.bert import BERT, mask_tokens
+from textbook_lm.utils import cross_entropy, eval_mode
 
-__all__ = ["SPECIALS", "Example", "wikitext_documents", "tang_documents", "make_examples", "MLMData",
-           "evaluate_mlm", "fill_mask", "RECIPES", "corpus_data", "nsp_validation", "pretrain", "save_pretrained",
-           "pretrained", "leaderboard_entries"]
+__all__ = ["SPECIALS", "Example", "make_examples", "MLMData", "evaluate_mlm", "fill_mask"]
 
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")     # with [UNK] / <unk> at id 0: ids 1, 2, 3, 4
-EXCLUDED_POETS = ("李白", "韋應物")                     # held out of the Tang BERT's pretraining text (Chapter 7's task)
 
 
 @dataclass
@@ -36,40 +29,6 @@ class Example:
     ids: list[int]          # [CLS] A [SEP] (B [SEP])
     segments: list[int]     # 0 for [CLS] A [SEP], 1 for B [SEP]
     is_next: int            # 0 IsNext, 1 NotNext, -100 no NSP label
-
-
-# ---------------------------------------------------------------------- documents
-def _clean_wikitext(line: str) -> str:
-    """Undo WikiText's tokenisation artefacts: ``@-@`` -> ``-`` etc.; ``<unk>`` -> ``[UNK]``."""
-    line = line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".")
-    return line.replace("<unk>", "[UNK]").strip()
-
-
-def wikitext_documents(split: str = "train") -> list[list[str]]:
-    """WikiText-2 as articles, each a list of sentences (paragraphs cut after " . ");
-    headings are dropped, a top-level heading ``= Title =`` starts a new article."""
-    from textbook_lm.data import corpora
-
-    docs: list[list[str]] = []
-    for line in corpora.read_text("wikitext-2", f"{split}.txt").splitlines():
-        s = line.strip()
-        if not s:
-            continue
-        if re.fullmatch(r"= [^=].* =", s):
-            docs.append([])
-        elif not s.startswith("="):
-            if not docs:
-                docs.append([])
-            docs[-1] += [t.strip() + (" ." if i < s.count(" . ") else "")
-                         for i, t in enumerate(_clean_wikitext(s).split(" . ")) if t.strip()]
-    return [d for d in docs if d]
-
-
-def tang_documents(exclude: tuple[str, ...] = EXCLUDED_POETS) -> list[list[str]]:
-    """The Tang poems as documents whose sentences are the poem's lines (poets in ``exclude`` left out)."""
-    from textbook_lm.data import corpora
-
-    return [p["text"].split("\n") for p in corpora.tang_poems() if p["author"] not in exclude]
 
 
 # ---------------------------------------------------------------------- examples
@@ -195,29 +154,31 @@ class MLMData:
 @torch.no_grad()
 def evaluate_mlm(model: BERT, data: MLMData, max_batches: int | None = 20) -> dict:
     """MLM loss (nats per masked token) and accuracy, and NSP accuracy where labelled, on fixed masks."""
-    was = model.training
-    model.eval()
     dev = next(model.parameters()).device
     loss = correct = n = nsp_ok = nsp_n = 0
-    for (x, seg), (labels, is_next) in data.windows(max_windows=max_batches):
-        x, seg, labels, is_next = x.to(dev), seg.to(dev), labels.to(dev), is_next.to(dev)
-        h = model(x, seg)
-        sel = labels != -100
-        logits = model.mlm_logits(h[sel])
-        loss += F.cross_entropy(logits, labels[sel], reduction="sum").item()
-        correct += (logits.argmax(-1) == labels[sel]).sum().item()
-        n += int(sel.sum())
-        lab = is_next != -100
-        if lab.any():
-            nsp_ok += (model.nsp_logits(h).argmax(-1)[lab] == is_next[lab]).sum().item()
-            nsp_n += int(lab.sum())
-    model.train(was)
+    with eval_mode(model):
+        for (x, seg), (labels, is_next) in data.windows(max_windows=max_batches):
+            x, seg, labels, is_next = x.to(dev), seg.to(dev), labels.to(dev), is_next.to(dev)
+            h = model(x, seg)
+            sel = labels != -100
+            logits = model.mlm_logits(h[sel])
+            loss += cross_entropy(logits, labels[sel], reduction="sum").item()
+            correct += (logits.argmax(-1) == labels[sel]).sum().item()
+            n += int(sel.sum())
+            lab = is_next != -100
+            if lab.any():
+                nsp_ok += (model.nsp_logits(h).argmax(-1)[lab] == is_next[lab]).sum().item()
+                nsp_n += int(lab.sum())
     return {"loss": loss / n, "accuracy": correct / n, "nsp_accuracy": nsp_ok / nsp_n if nsp_n else None, "masked": n}
 
 
 @torch.no_grad()
 def fill_mask(model: BERT, tok, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-``k`` (token, probability) for every ``[MASK]`` in ``text`` (the model in eval mode)."""
+    """Top-``k`` (token, probability) for every ``[MASK]`` in ``text``."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str containing [MASK], got {type(text).__name__}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= tok.vocab_size:
+        raise ValueError(f"k must be an int in [1, {tok.vocab_size}], got {k!r}")
     mask_id = tok.special_id("[MASK]")
     pieces = [tok.encode(p) if p.strip() else [] for p in text.split("[MASK]")]   # works for character tokenizers too
     ids = [tok.special_id("[CLS]"), *[t for i, p in enumerate(pieces) for t in ([mask_id] if i else []) + p],
@@ -226,217 +187,8 @@ def fill_mask(model: BERT, tok, text: str, k: int = 5) -> list[list[tuple[str, f
     where = (x[0] == mask_id).nonzero().squeeze(1)
     if len(where) == 0:
         raise ValueError(f"no [MASK] in {text!r}")
-    was = model.training
-    model.eval()
-    probs = model.mlm_logits(model(x)[0, where]).softmax(-1)             # (n_masks, V)
-    model.train(was)
+    with eval_mode(model):
+        probs = model.mlm_logits(model(x)[0, where]).softmax(-1)         # (n_masks, V)
     top = probs.topk(k, dim=-1)
     return [[(tok.itos[i], p) for i, p in zip(row_i.tolist(), row_p.tolist())]
             for row_i, row_p in zip(top.indices, top.values)]
-
-
-# ---------------------------------------------------------------------- recipes and shipped models
-PRETRAINED_DIR = Path(__file__).with_name("results") / "models"
-ABLATIONS_PATH = Path(__file__).with_name("results") / "bert_ablations.json"
-RECIPES: dict[str, dict] = {
-    # 4 layers x 128, WordPiece 8k (Chapter 2), sequences of 128, MLM + NSP, dynamic masking
-    "wikitext2-bert": dict(corpus="wikitext-2", nsp=True, masking="dynamic",
-                           model=dict(max_len=128, n_layer=4, n_head=4, d_model=128, dropout=0.1),
-                           train=dict(steps=4500, batch_size=32, seq_len=128, lr=1e-3, warmup=300, min_lr_ratio=0.1,
-                                      weight_decay=0.01, betas=(0.9, 0.98), grad_clip=1.0, eval_every=500,
-                                      eval_batches=10, max_seconds=1500)),
-    # TinyLang's 20,000 training sentences, one per example, MLM only: small enough to train live
-    "tinylang-bert": dict(corpus="tinylang", nsp=False, masking="dynamic",
-                          model=dict(max_len=32, n_layer=2, n_head=4, d_model=64, dropout=0.1),
-                          train=dict(steps=1500, batch_size=64, seq_len=32, lr=2e-3, warmup=100, min_lr_ratio=0.1,
-                                     weight_decay=0.01, betas=(0.9, 0.98), grad_clip=1.0, eval_every=250,
-                                     eval_batches=10, max_seconds=600)),
-    # characters of the Tang poems (李白 and 韋應物 held out), one poem per example, MLM only
-    "tang-bert": dict(corpus="tang", nsp=False, masking="dynamic",
-                      model=dict(max_len=66, n_layer=3, n_head=4, d_model=128, dropout=0.1),
-                      train=dict(steps=3000, batch_size=64, seq_len=66, lr=1e-3, warmup=200, min_lr_ratio=0.1,
-                                 weight_decay=0.01, betas=(0.9, 0.98), grad_clip=1.0, eval_every=500,
-                                 eval_batches=10, max_seconds=900)),
-}
-
-
-def corpus_data(corpus: str, nsp: bool, max_len: int, masking: str = "dynamic", n_static: int = 1,
-                max_docs: int | None = None, seed: int = 0):
-    """(tokenizer, train MLMData, validation MLMData) for ``"wikitext-2"`` (WordPiece 8k),
-    ``"tinylang"`` (its words; one sentence per document) or ``"tang"`` (characters). The
-    validation data are always one-segment chunks without NSP, so that variants with and
-    without NSP are scored on the same masked tokens. ``max_docs`` keeps the first documents
-    of each split only."""
-    from textbook_lm import tokenize
-
-    if corpus == "wikitext-2":
-        tok = tokenize.pretrained("wikitext2-wordpiece-8k")
-        train_docs, val_docs = wikitext_documents("train"), wikitext_documents("valid")
-    elif corpus == "tinylang":
-        from textbook_lm.data import tinylang
-
-        tl = tinylang.benchmark()
-        tok = tokenize.WordTokenizer([w for w in tinylang.TinyLang().vocab if w != "<eos>"], specials=SPECIALS)
-        train_docs, val_docs = [[" ".join(s)] for s in tl.train], [[" ".join(s)] for s in tl.valid]
-    elif corpus == "tang":
-        docs = tang_documents()
-        tok = tokenize.CharTokenizer.train("".join(s for d in docs for s in d), specials=SPECIALS)
-        cut = int(0.95 * len(docs))
-        train_docs, val_docs = docs[:cut], docs[cut:]
-    else:
-        raise ValueError(f"corpus must be 'wikitext-2', 'tinylang' or 'tang', got {corpus!r}")
-    train_docs, val_docs = train_docs[:max_docs], val_docs[:max_docs]
-    enc = lambda docs: [[tok.encode(s) for s in d] for d in docs]
-    sid = {s: tok.special_id(s) for s in SPECIALS}
-    common = dict(vocab_size=tok.vocab_size, pad_id=sid["[PAD]"], mask_id=sid["[MASK]"],
-                  special_ids=[sid["[CLS]"], sid["[SEP]"]])
-    tr = MLMData(make_examples(enc(train_docs), sid["[CLS]"], sid["[SEP]"], max_len, nsp, seed), masking=masking,
-                 n_static=n_static, seed=seed, **common)
-    va = MLMData(make_examples(enc(val_docs), sid["[CLS]"], sid["[SEP]"], max_len, False, 0), **common)
-    return tok, tr, va
-
-
-def nsp_validation(tok, max_len: int = 128) -> MLMData:
-    """NSP pairs (half IsNext, half NotNext) from the WikiText-2 validation articles, for
-    scoring next-sentence prediction; masks as in :class:`MLMData` (fixed)."""
-    docs = [[tok.encode(s) for s in d] for d in wikitext_documents("valid")]
-    sid = {s: tok.special_id(s) for s in SPECIALS}
-    return MLMData(make_examples(docs, sid["[CLS]"], sid["[SEP]"], max_len, True, seed=1), tok.vocab_size,
-                   sid["[PAD]"], sid["[MASK]"], [sid["[CLS]"], sid["[SEP]"]])
-
-
-def pretrain(name: str = "wikitext2-bert", steps: int | None = None, seed: int = 0, progress: bool = True,
-             device: torch.device | None = None, data=None, train_overrides: dict | None = None, **overrides):
-    """Pretrain a recipe of :data:`RECIPES`; ``overrides`` change its model options (and
-    ``nsp``, ``masking``), ``train_overrides`` its ``TrainConfig``; ``data`` replaces the
-    corpus by a (tokenizer, train MLMData, validation MLMData) triple. Returns (model,
-    tokenizer, history, validation data)."""
-    from textbook_lm import seed as seed_all
-    from textbook_lm.train import TrainConfig, train
-
-    r = RECIPES[name]
-    nsp, masking = overrides.pop("nsp", r["nsp"]), overrides.pop("masking", r["masking"])
-    model_kw, train_kw = {**r["model"], **overrides}, {**r["train"], **(train_overrides or {})}
-    if steps is not None:
-        train_kw["steps"] = steps
-    tok, tr, va = data or corpus_data(r["corpus"], nsp, model_kw["max_len"], masking, seed=seed)
-    seed_all(seed)
-    model = BERT(BertConfig(vocab_size=tok.vocab_size, pad_id=tok.special_id("[PAD]"), **model_kw))
-    if device is not None:
-        model.to(device)
-    history = train(model, tr, va, TrainConfig(seed=seed, **train_kw), progress=progress)
-    return model, tok, history, va
-
-
-def save_pretrained(name: str, model: BERT, tok, info: dict) -> Path:
-    """float16 weights, config, the tokenizer (a shipped tokenizer's name, or its characters or words) and info."""
-    from textbook_lm.tokenize import CharTokenizer, WordTokenizer
-    from textbook_lm.utils import save_half
-
-    if isinstance(tok, (CharTokenizer, WordTokenizer)):
-        tokenizer = {"kind": tok.kind, "symbols": tok.itos[len(tok.specials):], "specials": tok.specials[1:]}
-    else:
-        tokenizer = {"name": "wikitext2-wordpiece-8k"}
-    return save_half(PRETRAINED_DIR / f"{name}.pt", model.state_dict(), kind="BERT", config=model.config_dict(),
-                     tokenizer=tokenizer, info=info)
-
-
-def pretrained(name: str = "wikitext2-bert"):
-    """Load a shipped BERT: returns (model in eval mode, tokenizer, info)."""
-    from textbook_lm import tokenize
-    from textbook_lm.utils import load_half
-
-    blob = load_half(PRETRAINED_DIR / f"{name}.pt", f"python -m textbook_lm.mlm train {name}")
-    model = BERT(BertConfig(**blob["config"]))
-    model.load_state_dict(blob["model"])
-    t = blob["tokenizer"]
-    if "name" in t:
-        tok = tokenize.pretrained(t["name"])
-    else:
-        tok = (tokenize.CharTokenizer if t["kind"] == "char" else tokenize.WordTokenizer)(t["symbols"], t["specials"])
-    return model.eval(), tok, blob["info"]
-
-
-LEADERBOARD = {"wikitext2-bert": ("wikitext-2-mlm", "mini-BERT (4 x 128), shipped"),
-               "tinylang-bert": ("tinylang-mlm", "TinyLang BERT (2 x 64), shipped"),
-               "tang-bert": ("tang-mlm", "Tang character BERT (3 x 128), shipped")}
-ABLATION_BENCHMARKS = {"wikitext-2": "wikitext-2-mlm", "tinylang": "tinylang-mlm"}
-
-
-def leaderboard_entries() -> list:
-    """Chapter 7's entries, on masked-LM benchmarks of their own (a masked LM has no
-    left-to-right perplexity): cross-entropy per masked token on the validation split with
-    fixed masks, for each shipped BERT, a unigram model (token frequencies, no context) and
-    the ablation variants of ``results/bert_ablations.json``."""
-    import json
-
-    from textbook_lm.leaderboard import Entry
-
-    command = "python -m textbook_lm.leaderboard reproduce bert"
-    entries = []
-    for name, (bench, label) in LEADERBOARD.items():
-        r = RECIPES[name]
-        model, tok, info = pretrained(name)
-        _, tr, va = corpus_data(r["corpus"], False, r["model"]["max_len"])
-        ev = evaluate_mlm(model, va, None)
-        entries.append(Entry(label, bench, "val", ev["loss"] * ev["masked"], ev["masked"], model.num_params(),
-                             info["train_seconds"], 7, info["command"], note="float16 weights"))
-        counts = torch.bincount(tr.ids.flatten(), minlength=tok.vocab_size).double() + 1.0   # add-one
-        counts[[tok.special_id(s) for s in SPECIALS]] = 0.0
-        logp = (counts / counts.sum()).log()
-        nll = sum(-logp[labels[labels != -100]].sum().item() for _, (labels, _) in va.windows())
-        entries.append(Entry("unigram frequencies (no context)", bench, "val", nll, ev["masked"],
-                             int((counts > 0).sum()), 0.0, 7, command, note="add-one smoothed training counts"))
-    if ABLATIONS_PATH.is_file():
-        abl = json.loads(ABLATIONS_PATH.read_text(encoding="utf-8"))
-        for corpus, study in abl["studies"].items():
-            b = study["budget"]
-            budget = f"{b['max_docs']} articles, {b['steps']} steps" if b["max_docs"] else f"recipe {b['recipe']}"
-            for row in study["runs"]:
-                entries.append(Entry(f"ablation: {row['variant']}", ABLATION_BENCHMARKS[corpus], "val", row["mlm_nll"],
-                                     row["masked"], row["params"], row["train_seconds"], 7, abl["command"], note=budget))
-    return entries
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-    import time
-
-    from textbook_lm.utils import update_manifest
-
-    ap = argparse.ArgumentParser(prog="python -m textbook_lm.mlm", description="Pretrain the book's BERTs.")
-    ap.add_argument("command", choices=["train", "ablate", "finetune"])
-    ap.add_argument("name", nargs="?", default="wikitext2-bert", choices=sorted(RECIPES))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    if args.command == "ablate":
-        from textbook_lm.finetune import ablations
-
-        result = ablations()
-        ABLATIONS_PATH.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"wrote {ABLATIONS_PATH}")
-        return 0
-    if args.command == "finetune":
-        from textbook_lm.finetune import STUDY_PATH, seed_study
-
-        STUDY_PATH.write_text(json.dumps(seed_study(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"wrote {STUDY_PATH}")
-        return 0
-    t0 = time.perf_counter()
-    model, tok, history, va = pretrain(args.name)
-    ev = evaluate_mlm(model, va, None)
-    command = f"python -m textbook_lm.mlm train {args.name}"
-    info = {"train_seconds": round(history.seconds, 1), "steps": history.step[-1], "val_loss": round(ev["loss"], 4),
-            "val_accuracy": round(ev["accuracy"], 4), "val_masked": ev["masked"], "params": model.num_params(),
-            "train_loss": history.train_loss[::10], "val_curve": history.val_loss, "val_step": history.val_step,
-            "tokens_per_step": history.tokens_per_step, "command": command}
-    path = save_pretrained(args.name, model, tok, info)
-    update_manifest(path, args.name, train_seconds=info["train_seconds"], val_loss=info["val_loss"], command=command)
-    print(f"{args.name}: MLM val loss {ev['loss']:.4f} nats, accuracy {ev['accuracy']:.3f}, {history.step[-1]} steps, "
-          f"{history.seconds:.0f} s training ({time.perf_counter() - t0:.0f} s in all), {path.stat().st_size / 1e6:.2f} MB")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from textbook_lm import hub
+from textbook_lm.utils import eval_mode
+
 # PyTorch's CPU LSTM with proj_size falls back to its own (correct) kernel and says so on every call.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 __all__ = ["BigramNet", "NNLMConfig", "BengioNNLM", "RecurrentConfig", "RecurrentLM", "TiedAdaptiveSoftmax",
-           "WordLMConfig", "WordLM", "WordLSTMConfig", "WordLSTM", "check_ids", "count_params", "gradient_norms", "sample",
-           "frequency_vocab", "encode", "stream", "train_tinylang", "pretrained", "leaderboard_entries"]
+           "WordLMConfig", "WordLM", "check_ids", "gradient_norms", "sample", "frequency_vocab", "encode", "stream"]
 
 
 def check_ids(idx: torch.Tensor, vocab_size: int) -> None:
@@ -32,11 +33,6 @@ def check_ids(idx: torch.Tensor, vocab_size: int) -> None:
         raise TypeError(f"token ids must be an integer tensor, got {idx.dtype}")
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
         raise ValueError(f"token ids must lie in [0, {vocab_size}); got min {int(idx.min())}, max {int(idx.max())}")
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters (tied weights counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
 
 
 class BigramNet(nn.Module):
@@ -295,9 +291,6 @@ class WordLM(nn.Module):
         return -self.target_logprobs(x, y).mean()
 
 
-WordLSTMConfig, WordLSTM = WordLMConfig, WordLM      # the names the first shipped checkpoint was saved under
-
-
 def gradient_norms(model: "RecurrentLM", idx: torch.Tensor) -> torch.Tensor:
     """How strongly the last prediction depends on each earlier input: the norm of the
     gradient of the final position's log-probability (of the token that follows) with respect
@@ -317,24 +310,22 @@ def sample(model: nn.Module, vocab: Sequence[str], n: int = 1, temperature: floa
     Probabilities are reshaped as ``p ** (1 / temperature)``."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    was_training = model.training
-    model.eval()
     g = torch.Generator().manual_seed(seed)
     eos_id = list(vocab).index(eos)
     dev = next(model.parameters()).device
     seqs = torch.full((n, 1), eos_id, dtype=torch.long, device=dev)
     done = torch.zeros(n, dtype=torch.bool, device=dev)
-    for _ in range(max_len):
-        out = model(seqs)
-        logits = (out[0] if isinstance(out, tuple) else out)[:, -1].float()
-        probs = F.softmax(logits / temperature, -1).cpu()
-        nxt = torch.multinomial(probs, 1, generator=g).to(dev)
-        nxt[done] = eos_id
-        seqs = torch.cat([seqs, nxt], 1)
-        done |= nxt[:, 0] == eos_id
-        if done.all():
-            break
-    model.train(was_training)
+    with eval_mode(model):
+        for _ in range(max_len):
+            out = model(seqs)
+            logits = (out[0] if isinstance(out, tuple) else out)[:, -1].float()
+            probs = F.softmax(logits / temperature, -1).cpu()
+            nxt = torch.multinomial(probs, 1, generator=g).to(dev)
+            nxt[done] = eos_id
+            seqs = torch.cat([seqs, nxt], 1)
+            done |= nxt[:, 0] == eos_id
+            if done.all():
+                break
     result = []
     for row in seqs[:, 1:].tolist():
         words = []
@@ -346,10 +337,7 @@ def sample(model: nn.Module, vocab: Sequence[str], n: int = 1, temperature: floa
     return result
 
 
-# ---------------------------------------------------------------------------- the book's trained models
-PRETRAINED_DIR = Path(__file__).with_name("results") / "models"
-
-
+# ---------------------------------------------------------------------------- word-level data
 def frequency_vocab(sentences: Sequence[Sequence[str]], eos: str = "<eos>") -> list[str]:
     """Every word of the training sentences plus ``eos``, most frequent first (ties alphabetical):
     the order :class:`TiedAdaptiveSoftmax` needs."""
@@ -372,162 +360,5 @@ def stream(sequences: Sequence[Sequence[int]], eos_id: int) -> torch.Tensor:
     return torch.tensor([t for s in sequences for t in (*s, eos_id)], dtype=torch.long)
 
 
-WIKITEXT2_TRAIN = {"steps": 5000, "batch_size": 32, "seq_len": 70, "lr": 3e-3, "warmup": 200,
-                   "min_lr_ratio": 0.05, "eval_every": 500, "max_seconds": 1500.0}
-# name -> (leaderboard label, body); every one trained with WIKITEXT2_TRAIN
-WIKITEXT2_MODELS = {"wikitext2-lstm": ("LSTM (adaptive softmax, 64/256)", "lstm"),
-                    "wikitext2-rnn": ("RNN (adaptive softmax, 64/256)", "rnn"),
-                    "wikitext2-nnlm": ("NNLM (4 words, adaptive softmax)", "nnlm")}
-
-
-def train_wikitext2(name: str = "wikitext2-lstm", progress: bool = True):
-    """Train one of the shipped WikiText-2 models (about 10 minutes each on a 2-core CPU).
-    Returns (model, vocab, history, test score)."""
-    from textbook_lm import train as tr
-    from textbook_lm.data import corpora
-
-    torch.manual_seed(0)
-    train_s, valid_s, test_s = (corpora.wikitext2(s) for s in ("train", "valid", "test"))
-    vocab = frequency_vocab(train_s)
-    eos = vocab.index("<eos>")
-    model = WordLM(WordLMConfig(len(vocab), body=WIKITEXT2_MODELS[name][1]))
-    cfg = tr.TrainConfig(**WIKITEXT2_TRAIN)
-    history = tr.train(model, tr.TokenStream(stream(encode(train_s, vocab), eos)),
-                       tr.TokenStream(stream(encode(valid_s, vocab), eos)), cfg, progress=progress)
-    score = tr.score_sequences(model, encode(test_s, vocab), eos)
-    return model, vocab, history, score
-
-
-TINYLANG_MODELS = {
-    "NNLM (4 words)": lambda V: BengioNNLM(NNLMConfig(V, context=4, emb_dim=32, hidden=128)),
-    "RNN": lambda V: RecurrentLM(RecurrentConfig(V, "rnn", emb_dim=32, hidden=128)),
-    "GRU": lambda V: RecurrentLM(RecurrentConfig(V, "gru", emb_dim=32, hidden=128)),
-    "LSTM": lambda V: RecurrentLM(RecurrentConfig(V, "lstm", emb_dim=32, hidden=128)),
-}
-TINYLANG_TRAIN = {"steps": 2000, "batch_size": 32, "seq_len": 64, "lr": 3e-3, "warmup": 100, "eval_every": 500}
-
-
-def train_tinylang(name: str, steps: int | None = None, progress: bool = False, seed: int = 0,
-                   factory=None, train_overrides: dict | None = None):
-    """Train one of :data:`TINYLANG_MODELS` (or ``factory(vocab_size)``, e.g. a GPT of Chapter 8) on
-    the TinyLang benchmark, deterministic given ``seed``. Returns (model, vocab, history)."""
-    from textbook_lm import train as tr
-    from textbook_lm.data import tinylang
-
-    tl = tinylang.benchmark()
-    vocab = frequency_vocab(tl.train)
-    eos = vocab.index("<eos>")
-    torch.manual_seed(seed)
-    model = (factory or TINYLANG_MODELS[name])(len(vocab))
-    cfg = tr.TrainConfig(**{**TINYLANG_TRAIN, **(train_overrides or {}), **({"steps": steps} if steps else {}),
-                            "seed": seed})
-    history = tr.train(model, tr.TokenStream(stream(encode(tl.train, vocab), eos)),
-                       tr.TokenStream(stream(encode(tl.valid, vocab), eos)), cfg, progress=progress)
-    return model.eval(), vocab, history
-
-
-def leaderboard_entries() -> list:
-    """Chapter 4's leaderboard entries: the TinyLang models (trained here, about 2 minutes) and the
-    shipped WikiText-2 LSTM (scored here; trained by ``python -m textbook_lm.nnlm train wikitext2-lstm``)."""
-    import time
-
-    from textbook_lm import train as tr
-    from textbook_lm.data import corpora, tinylang
-    from textbook_lm.leaderboard import Entry
-
-    command = "python -m textbook_lm.leaderboard reproduce nnlm"
-    tl = tinylang.benchmark()
-    entries = []
-    for name in TINYLANG_MODELS:
-        t0 = time.perf_counter()
-        model, vocab, _ = train_tinylang(name)
-        seconds = time.perf_counter() - t0
-        s = tr.score_sequences(model, encode(tl.test, vocab), vocab.index("<eos>"))
-        entries.append(Entry(name, "tinylang", "test", s.nll, s.n_tokens, count_params(model), round(seconds, 1), 4,
-                             command))
-    test = corpora.wikitext2("test")
-    for name, (label, _) in WIKITEXT2_MODELS.items():
-        if not (PRETRAINED_DIR / f"{name}.pt").is_file():
-            continue
-        model, vocab, info = pretrained(name)
-        s = tr.score_sequences(model, encode(test, vocab), vocab.index("<eos>"))
-        entries.append(Entry(label, "wikitext-2", "test", s.nll, s.n_tokens, count_params(model),
-                             info["train_seconds"], 4, f"python -m textbook_lm.nnlm train {name}",
-                             note="scored from the shipped checkpoint (float16 weights)"))
-    return entries
-
-
-def save_pretrained(name: str, model: nn.Module, vocab: list[str], info: dict, vocab_source: str | None = None) -> Path:
-    """float16 weights + config + vocabulary (or, for a corpus's large vocabulary, the corpus
-    name and a hash), loadable with ``torch.load(weights_only=True)``."""
-    from textbook_lm.utils import save_half
-
-    fields = {"kind": type(model).__name__, "config": asdict(model.cfg), "info": info}
-    if vocab_source is None:
-        fields["vocab"] = list(vocab)
-    else:           # a large vocabulary is rebuilt from its corpus on loading (and checked by hash)
-        fields["vocab_source"], fields["vocab_sha256"] = vocab_source, _vocab_hash(vocab)
-    return save_half(PRETRAINED_DIR / f"{name}.pt", model.state_dict(), **fields)
-
-
-def _vocab_hash(vocab: Sequence[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
-
-
-def _rebuild_vocab(source: str, sha: str) -> list[str]:
-    from textbook_lm.data import corpora
-
-    if source != "wikitext-2":
-        raise ValueError(f"unknown vocabulary source {source!r}")
-    vocab = frequency_vocab(corpora.wikitext2("train"))
-    if _vocab_hash(vocab) != sha:
-        raise ValueError("the rebuilt WikiText-2 vocabulary does not match the checkpoint's (different data?)")
-    return vocab
-
-
-def pretrained(name: str):
-    """Load a shipped model: returns (model in eval mode, vocabulary, info)."""
-    from textbook_lm.utils import load_half
-
-    state = load_half(PRETRAINED_DIR / f"{name}.pt", f"python -m textbook_lm.nnlm train {name}")
-    cls, cfg_cls = {"WordLM": (WordLM, WordLMConfig), "WordLSTM": (WordLM, WordLMConfig),
-                    "RecurrentLM": (RecurrentLM, RecurrentConfig),
-                    "BengioNNLM": (BengioNNLM, NNLMConfig)}[state["kind"]]
-    cfg = state["config"]
-    if "cutoffs" in cfg:
-        cfg["cutoffs"] = tuple(cfg["cutoffs"])
-    model = cls(cfg_cls(**cfg))
-    model.load_state_dict(state["model"])
-    vocab = state["vocab"] if "vocab" in state else _rebuild_vocab(state["vocab_source"], state["vocab_sha256"])
-    return model.eval(), vocab, state["info"]
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import time
-
-    from textbook_lm.utils import update_manifest
-
-    ap = argparse.ArgumentParser(prog="python -m textbook_lm.nnlm", description="Train the book's shipped models.")
-    ap.add_argument("command", choices=["train"])
-    ap.add_argument("name", choices=list(WIKITEXT2_MODELS))
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    model, vocab, history, score = train_wikitext2(args.name)
-    seconds = time.perf_counter() - t0
-    info = {"train_seconds": round(seconds, 1), "steps": len(history.step), "test_nll": score.nll,
-            "test_tokens": score.n_tokens, "test_perplexity": round(score.perplexity, 2),
-            "val_loss": history.val_loss, "val_step": history.val_step,
-            "train_loss_tail": history.train_loss[-200:], "command": f"python -m textbook_lm.nnlm train {args.name}"}
-    path = save_pretrained(args.name, model, vocab, info, vocab_source="wikitext-2")
-    update_manifest(path, args.name, train_seconds=round(seconds, 1), test_perplexity=round(score.perplexity, 2),
-                    command=info["command"])
-    print(f"{args.name}: test perplexity {score.perplexity:.2f} ({score.n_tokens:,} tokens), {seconds:.0f} s, "
-          f"{path.stat().st_size / 1e6:.1f} MB")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+for _cls, _cfg in ((BengioNNLM, NNLMConfig), (RecurrentLM, RecurrentConfig), (WordLM, WordLMConfig)):
+    hub.register_model(_cls, _cfg)

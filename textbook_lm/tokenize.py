@@ -2,7 +2,8 @@
 
 All four share one small interface (:class:`Tokenizer`): ``encode(text) -> list[int]``,
 ``decode(ids) -> str``, ``tokens(text) -> list[str]`` (the pieces, for display),
-``vocab_size``, special tokens, and ``save``/``load`` to a human-readable JSON file.
+``vocab_size``, special tokens, ``save``/``load`` to a human-readable JSON file, and
+``save_pretrained``/:func:`from_pretrained` through the hub (the book's shipped tokenizers).
 
 Round-trip guarantees (each is a property test over arbitrary Unicode text):
 
@@ -17,16 +18,18 @@ Round-trip guarantees (each is a property test over arbitrary Unicode text):
 """
 from __future__ import annotations
 
-import heapq
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import regex
 
+from textbook_lm import hub
+from textbook_lm.bpe import apply_merges, learn_merges, merge_pair
+
 __all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "WordPieceTokenizer",
-           "GPT2_PATTERN", "split_words", "learn_merges", "merge_pair", "load", "PRETRAINED", "pretrained", "corpus_text"]
+           "GPT2_PATTERN", "split_words", "learn_merges", "merge_pair", "load", "from_dict", "from_pretrained"]
 
 # GPT-2's pre-tokenization: contractions, letters, numbers, other symbols, each with at most
 # one leading space, and runs of whitespace. BPE merges never cross these boundaries.
@@ -100,10 +103,17 @@ class Tokenizer:
     def _state(self) -> dict:
         raise NotImplementedError
 
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild the tokenizer, as plain JSON types (:func:`from_dict`)."""
+        return {"type": self.kind, "version": 1, "specials": self.specials, **self._state()}
+
     def save(self, path: str | Path) -> None:
         """Write a human-readable JSON file; :func:`load` reads it back."""
-        state = {"type": self.kind, "version": 1, "specials": self.specials, **self._state()}
-        Path(path).write_text(json.dumps(state, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+    def save_pretrained(self, directory: str | Path, info: dict | None = None) -> Path:
+        """Save into a hub folder (JSON + manifest with sha256); :func:`from_pretrained` reads it."""
+        return hub.save(self, directory, info=info)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size:,})"
@@ -179,86 +189,6 @@ class WordTokenizer(Tokenizer):
         return {"lowercase": self.lowercase, "words": self.itos[len(self.specials):]}
 
 
-# ---------------------------------------------------------------------------- BPE merges
-def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges: int, next_id: int,
-                 min_frequency: int = 2, trace: list | None = None) -> list[tuple[int, int]]:
-    """Learn up to ``n_merges`` BPE merges over symbol sequences (each with a frequency).
-
-    At each step the most frequent adjacent pair is merged into a new symbol ``next_id``,
-    ``next_id + 1``, ...; ties are broken by the smallest pair ``(a, b)`` (compared as ids).
-    Occurrences are merged left to right without overlap ("a a a" -> "aa a"). Stops early
-    when no pair occurs ``min_frequency`` times.
-
-    Fast: instead of recounting every pair after every merge, only the words that contain
-    the merged pair are touched, and a heap with lazy deletion finds the next best pair.
-    Pass a list as ``trace`` to receive ``(pair, count)`` for every merge, in order.
-    """
-    words = [list(w) for w in words]
-    counts: dict[tuple[int, int], int] = defaultdict(int)
-    where: dict[tuple[int, int], set[int]] = defaultdict(set)   # superset: stale entries are skipped
-    for i, (w, f) in enumerate(zip(words, freqs)):
-        for pair in zip(w, w[1:]):
-            counts[pair] += f
-            where[pair].add(i)
-    heap = [(-c, p) for p, c in counts.items()]
-    heapq.heapify(heap)
-    merges: list[tuple[int, int]] = []
-    while len(merges) < n_merges and heap:
-        neg, pair = heapq.heappop(heap)
-        if counts.get(pair, 0) != -neg:          # stale entry: the count has changed since
-            continue
-        if -neg < min_frequency:
-            break
-        new = next_id + len(merges)
-        merges.append(pair)
-        if trace is not None:
-            trace.append((pair, -neg))
-        touched: set[tuple[int, int]] = set()
-        for i in list(where.pop(pair, ())):
-            w, f = words[i], freqs[i]
-            if len(w) < 2:
-                continue
-            for p in zip(w, w[1:]):              # remove the word's old pairs ...
-                counts[p] -= f
-                touched.add(p)
-            words[i] = w = merge_pair(w, pair, new)
-            for p in zip(w, w[1:]):              # ... and add its new ones
-                counts[p] += f
-                where[p].add(i)
-                touched.add(p)
-        counts.pop(pair, None)
-        for p in touched:
-            c = counts.get(p, 0)
-            if c > 0:
-                heapq.heappush(heap, (-c, p))
-            else:
-                counts.pop(p, None)
-    return merges
-
-
-def merge_pair(word: list[int], pair: tuple[int, int], new: int) -> list[int]:
-    """Replace every non-overlapping occurrence of ``pair`` (left to right) by ``new``."""
-    out, i, a, b = [], 0, pair[0], pair[1]
-    while i < len(word):
-        if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return out
-
-
-def _apply_merges(symbols: list[int], ranks: dict[tuple[int, int], int], first_id: int) -> list[int]:
-    """Encode one pre-token: repeatedly merge the adjacent pair that was learned first."""
-    while len(symbols) > 1:
-        pair = min(zip(symbols, symbols[1:]), key=lambda p: ranks.get(p, 1 << 60))
-        if pair not in ranks:
-            break
-        symbols = merge_pair(symbols, pair, first_id + ranks[pair])
-    return symbols
-
-
 # ---------------------------------------------------------------------------- byte-level BPE
 class BPETokenizer(Tokenizer):
     """Byte-level BPE as in GPT-2: ids 0-255 are bytes, then one id per merge, then specials.
@@ -297,7 +227,7 @@ class BPETokenizer(Tokenizer):
     def _encode_piece(self, piece: str) -> list[int]:
         ids = self._cache.get(piece)
         if ids is None:
-            ids = _apply_merges(list(piece.encode("utf-8", errors="surrogatepass")), self.ranks, 256)
+            ids = apply_merges(list(piece.encode("utf-8", errors="surrogatepass")), self.ranks, 256)
             if len(self._cache) < 100_000:
                 self._cache[piece] = ids
         return ids
@@ -422,9 +352,10 @@ class WordPieceTokenizer(Tokenizer):
         return {"lowercase": self.lowercase, "max_chars": self.max_chars, "vocab": self.itos[len(self.specials):]}
 
 
-def load(path: str | Path) -> Tokenizer:
-    """Read a tokenizer written by :meth:`Tokenizer.save`."""
-    state = json.loads(Path(path).read_text(encoding="utf-8"))
+def from_dict(state: dict) -> Tokenizer:
+    """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` (the content of its JSON file)."""
+    if not isinstance(state, dict):
+        raise TypeError(f"a tokenizer state is a dict, got {type(state).__name__}")
     kind, specials = state.get("type"), state.get("specials", [])
     if kind == "char":
         return CharTokenizer(state["chars"], specials)
@@ -434,71 +365,29 @@ def load(path: str | Path) -> Tokenizer:
         return BPETokenizer([tuple(m) for m in state["merges"]], specials, state["pattern"])
     if kind == "wordpiece":
         return WordPieceTokenizer(state["vocab"], specials, state["lowercase"], state["max_chars"])
-    raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected char, word, bpe or wordpiece")
+    raise ValueError(f"unknown tokenizer type {kind!r}; expected char, word, bpe or wordpiece")
 
 
-# ---------------------------------------------------------------------------- the book's tokenizers
-PRETRAINED_DIR = Path(__file__).with_name("results") / "tokenizers"
-# name -> recipe; `python -m textbook_lm.tokenize build` trains them all and writes the JSON
-# files shipped with the package, so later chapters load them instead of retraining.
-PRETRAINED = {
-    "shakespeare-bpe-1k": {"kind": "bpe", "corpus": "tinyshakespeare", "vocab_size": 1257, "specials": ["<|endoftext|>"]},
-    "wikitext2-bpe-4k": {"kind": "bpe", "corpus": "wikitext-2", "vocab_size": 4096, "specials": ["<|endoftext|>"]},
-    "wikitext2-wordpiece-8k": {"kind": "wordpiece", "corpus": "wikitext-2", "vocab_size": 8000},
-    "tang-bpe-4k": {"kind": "bpe", "corpus": "chinese-poetry", "vocab_size": 4096, "specials": ["<|endoftext|>"]},
-}
+def load(path: str | Path) -> Tokenizer:
+    """Read a tokenizer JSON file written by :meth:`Tokenizer.save`."""
+    try:
+        state = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not a tokenizer JSON file ({e})") from None
+    try:
+        return from_dict(state)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
-def corpus_text(corpus: str) -> str:
-    """A corpus as one training text: Tiny Shakespeare as is, WikiText-2's training lines
-    joined by newlines, the Tang poems separated by blank lines."""
-    from textbook_lm.data import corpora
-
-    if corpus == "tinyshakespeare":
-        return corpora.tiny_shakespeare()
-    if corpus == "wikitext-2":
-        return "\n".join(" ".join(s) for s in corpora.wikitext2("train"))
-    if corpus == "chinese-poetry":
-        return "\n\n".join(p["text"] for p in corpora.tang_poems())
-    raise KeyError(f"no training text defined for corpus {corpus!r}")
+def from_pretrained(name_or_dir: str | Path) -> Tokenizer:
+    """A tokenizer from the hub: one of the book's shipped tokenizers by name (e.g.
+    ``"wikitext2-bpe-4k"``), the tokenizer of a shipped model (``"shakespeare-char"``), or a
+    folder written by :meth:`Tokenizer.save_pretrained` or ``hub.save``. Checked by sha256."""
+    tok = hub.load(name_or_dir).tokenizer
+    if tok is None or isinstance(tok, list):
+        raise ValueError(f"artefact {str(name_or_dir)!r} holds no tokenizer of this module")
+    return tok
 
 
-def train_pretrained(name: str) -> Tokenizer:
-    """Train the book's tokenizer ``name`` from its recipe (deterministic)."""
-    r = PRETRAINED[name]
-    text = corpus_text(r["corpus"])
-    if r["kind"] == "bpe":
-        return BPETokenizer.train(text, r["vocab_size"], specials=r.get("specials", ()))
-    return WordPieceTokenizer.train(text, r["vocab_size"])
-
-
-def pretrained(name: str) -> Tokenizer:
-    """Load one of the book's tokenizers (trained in Chapter 2 and shipped with the package)."""
-    if name not in PRETRAINED:
-        raise KeyError(f"unknown tokenizer {name!r}; the book's tokenizers: {sorted(PRETRAINED)}")
-    path = PRETRAINED_DIR / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with: python -m textbook_lm.tokenize build {name}")
-    return load(path)
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import time
-
-    ap = argparse.ArgumentParser(prog="python -m textbook_lm.tokenize",
-                                 description="Train the book's tokenizers and write them into the package.")
-    ap.add_argument("command", choices=["build"])
-    ap.add_argument("names", nargs="*", help=f"some of {sorted(PRETRAINED)} (default: all)")
-    args = ap.parse_args(argv)
-    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-    for name in args.names or list(PRETRAINED):
-        t0 = time.perf_counter()
-        tok = train_pretrained(name)
-        tok.save(PRETRAINED_DIR / f"{name}.json")
-        print(f"{name}: {tok!r}, trained in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+hub.register("Tokenizer", Tokenizer, lambda t: (None, t.to_dict()), lambda tensors, data, info: from_dict(data))

@@ -1,16 +1,23 @@
-"""Small helpers every chapter uses: pick a device, seed everything, show source code."""
+"""Small helpers every chapter uses: pick a device, seed everything, show source code, and
+the few model utilities every model module shares (one of each): count parameters,
+initialise weights, run in eval mode and restore, and the cross-entropy of next-token logits."""
 from __future__ import annotations
 
+import contextlib
 import html
 import inspect
 import os
 import random
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-__all__ = ["device", "seed", "show_source", "Source", "update_manifest", "save_half", "load_half"]
+__all__ = ["device", "seed", "show_source", "Source", "count_params", "init_weights", "eval_mode",
+           "cross_entropy"]
 
 
 def device() -> torch.device:
@@ -36,7 +43,7 @@ def device() -> torch.device:
 
 def seed(n: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (all devices) with ``n``."""
-    if not isinstance(n, int) or n < 0:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"seed must be a non-negative int, got {n!r}")
     random.seed(n)
     np.random.seed(n % 2**32)
@@ -94,49 +101,49 @@ def show_source(obj: object) -> Source:
     return Source(code=code, name=full, path=short.replace(os.sep, "/"), first_line=max(first, 1))
 
 
-def update_manifest(path, name: str, **fields) -> dict:
-    """Record the shipped file ``path`` under ``name`` in the ``manifest.json`` beside it:
-    file name, sha256, size in bytes, then ``fields`` (e.g. training time, score, command)."""
-    import hashlib
-    import json
-    from pathlib import Path
+def count_params(model: nn.Module, embeddings: bool = True) -> int:
+    """Number of parameters of ``model``, each tensor counted once (tied or shared weights,
+    e.g. GPT's output layer and token embedding, or ALBERT's shared block, count once).
 
-    path = Path(path)
-    manifest_path = path.with_name("manifest.json")
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest[name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                      "bytes": path.stat().st_size, **fields}
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest[name]
+    ``embeddings=False`` leaves out the weights of every ``nn.Embedding`` (token, position and
+    segment tables), the convention of Kaplan et al. (2020) for scaling laws.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"count_params needs a torch.nn.Module, got {type(model).__name__}")
+    skip = set() if embeddings else {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)   # parameters() skips duplicates
 
 
-def save_half(path, state: dict, **fields):
-    """Write a shipped model to ``path``: the floating-point tensors of ``state`` in float16
-    (others as they are) under ``"model"``, beside plain ``fields`` (config, vocabulary,
-    info), so ``weights_only=True`` can read it. A tensor that appears under two names (tied
-    weights) is converted once and stored once."""
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    converted, half = {}, {}
-    for k, v in state.items():
-        key = (v.data_ptr(), v.shape)
-        if key not in converted:
-            converted[key] = v.half() if v.is_floating_point() else v
-        half[k] = converted[key]
-    torch.save({**fields, "model": half}, path)
-    return path
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """GPT-2 / BERT initialisation, for ``model.apply(init_weights)``: weights of linear and
+    embedding layers from N(0, std^2), biases of linear layers zero; LayerNorms keep (1, 0)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
-def load_half(path, command: str) -> dict:
-    """Read a file written by :func:`save_half`, its tensors back in float32. A missing file
-    raises ``FileNotFoundError`` naming ``command``, the package command that makes it."""
-    from pathlib import Path
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` runs the block with dropout off (``model.eval()``) and gives
+    the model back in the mode it had, training or not, even when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; make it with: {command}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    blob["model"] = {k: v.float() if v.is_floating_point() else v for k, v in blob["model"].items()}
-    return blob
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of next-token (or class) logits ``(..., V)`` against ``targets (...)``, in
+    nats; positions whose target is -100 are ignored (padding, unscored tokens). ``reduction``
+    is "mean" (per scored target), "sum" or "none". Computed in float32 at least."""
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} need targets of shape {tuple(logits.shape[:-1])}, "
+                         f"got {tuple(targets.shape)}")
+    flat = logits.reshape(-1, logits.size(-1))
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    out = F.cross_entropy(flat, targets.reshape(-1), ignore_index=-100, reduction=reduction)
+    return out.view(targets.shape) if reduction == "none" else out
