@@ -168,7 +168,7 @@ def test_bigram_net_learns_the_bigram_table():
 
 def test_sequence_scores_follow_the_book_convention():
     torch.manual_seed(0)
-    m = nnlm.WordLSTM(nnlm.WordLSTMConfig(300, dim=8, hidden=16, cutoffs=(20, 100))).eval()
+    m = nnlm.WordLM(nnlm.WordLMConfig(300, dim=8, hidden=16, cutoffs=(20, 100))).eval()
     seqs = [[5, 6, 7], [250], []]
     lp = train.sequence_logprobs(m, seqs, start_id=0)
     for s, got in zip(seqs, lp):                                # one at a time, by hand
@@ -181,14 +181,14 @@ def test_sequence_scores_follow_the_book_convention():
 
 def test_adaptive_softmax_is_a_proper_distribution():
     torch.manual_seed(0)
-    m = nnlm.WordLSTM(nnlm.WordLSTMConfig(1000, dim=16, hidden=32, cutoffs=(50, 300))).eval()
+    m = nnlm.WordLM(nnlm.WordLMConfig(1000, dim=16, hidden=32, cutoffs=(50, 300))).eval()
     x = torch.randint(0, 1000, (2, 6))
     logp, _ = m(x)
     assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 6), atol=1e-5)
     y = torch.randint(0, 1000, (2, 6))
     assert torch.allclose(m.target_logprobs(x, y), logp.gather(-1, y[..., None]).squeeze(-1), atol=1e-5)
     with pytest.raises(ValueError, match="cutoffs"):
-        nnlm.WordLSTM(nnlm.WordLSTMConfig(100, cutoffs=(50, 40)))
+        nnlm.WordLM(nnlm.WordLMConfig(100, cutoffs=(50, 40)))
 
 
 def test_vanilla_rnn_gradients_vanish_or_explode_with_distance():

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from textbook_lm import hub
 from textbook_lm.attention import padding_mask
 from textbook_lm.transformer import Block, LearnedPositions
-from textbook_lm.utils import count_params, cross_entropy, init_weights
+from textbook_lm.utils import check_config, count_params, cross_entropy, init_weights
 
 __all__ = ["BertConfig", "BERT", "BertClassifier", "mask_tokens", "span_corruption", "hf_config"]
 
@@ -52,20 +52,11 @@ class BertConfig:
     pad_id: int = 1                 # the book's WordPiece and character tokenizers put [PAD] at id 1
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "type_vocab_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_config(self, positive=("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "type_vocab_size"),
+                     optional_positive=("d_ff", "embedding_size"), fractions=("dropout",),
+                     choices={"activation": ("gelu", "gelu_tanh")})
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
-        for name in ("d_ff", "embedding_size"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be None or a positive int, got {v!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ("gelu", "gelu_tanh"):
-            raise ValueError(f"activation must be 'gelu' or 'gelu_tanh', got {self.activation!r}")
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id must be a token id in [0, {self.vocab_size}), got {self.pad_id}")
 

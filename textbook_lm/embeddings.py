@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from textbook_lm import hub
+from textbook_lm.utils import check_config, check_token_lists
 
 __all__ = ["Corpus", "SGNSConfig", "SkipGram", "train_sgns", "GloVeConfig", "GloVe", "cooccurrence",
            "glove_loss", "train_glove", "Vectors", "ANALOGIES", "from_pretrained"]
@@ -37,6 +38,7 @@ class Corpus:
     """Sentences as one id array (words below ``min_count`` dropped) with sentence ids."""
 
     def __init__(self, sentences: Sequence[Sequence[str]], min_count: int = 1):
+        check_token_lists(sentences)
         counts = Counter(w for s in sentences for w in s)
         self.words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
         self.index = {w: i for i, w in enumerate(self.words)}
@@ -47,6 +49,9 @@ class Corpus:
             ids.extend(kept)
             sent.extend([k] * len(kept))
         self.ids, self.sentence = np.asarray(ids, dtype=np.int64), np.asarray(sent, dtype=np.int64)
+        if len(self.words) < 2:
+            raise ValueError(f"need at least 2 distinct words seen >= min_count={min_count} times, "
+                             f"got {len(self.words)}")
 
     def __len__(self) -> int:
         return len(self.words)
@@ -83,6 +88,11 @@ class SGNSConfig:
     batch_size: int = 4096
     lr: float = 0.005
     seed: int = 0
+
+    def __post_init__(self):
+        check_config(self, positive=("dim", "window", "negatives", "min_count", "epochs", "batch_size"))
+        if not 0 <= self.subsample < 1 or not self.lr > 0:
+            raise ValueError(f"SGNSConfig needs 0 <= subsample < 1 and lr > 0, got {self.subsample}, {self.lr}")
 
 
 class SkipGram(nn.Module):
@@ -145,6 +155,11 @@ class GloVeConfig:
     batch_size: int = 16384
     lr: float = 0.05             # AdaGrad, as in the paper
     seed: int = 0
+
+    def __post_init__(self):
+        check_config(self, positive=("dim", "window", "min_count", "epochs", "batch_size"))
+        if not (self.x_max > 0 and self.alpha > 0 and self.lr > 0):
+            raise ValueError(f"GloVeConfig needs x_max, alpha and lr > 0, got {self.x_max}, {self.alpha}, {self.lr}")
 
 
 def cooccurrence(corpus: Corpus, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -226,6 +241,12 @@ class Vectors:
 
     def __post_init__(self):
         self.matrix = np.asarray(self.matrix, dtype=np.float32)
+        if self.matrix.ndim != 2 or self.matrix.shape[0] != len(self.words):
+            raise ValueError(f"matrix must be (len(words), d) = ({len(self.words)}, d), got {self.matrix.shape}")
+        if len(set(self.words)) != len(self.words):
+            raise ValueError("words must be distinct")
+        if not np.isfinite(self.matrix).all():
+            raise ValueError("vectors must be finite (found NaN or inf)")
         self.index = {w: i for i, w in enumerate(self.words)}
         norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
         self.unit = self.matrix / np.maximum(norms, 1e-12)
@@ -247,6 +268,10 @@ class Vectors:
 
     def nearest(self, query: str | np.ndarray, k: int = 10, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
         """The ``k`` words with the highest cosine similarity to a word or a vector."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an int >= 1, got {k!r}")
+        if not isinstance(query, str) and np.shape(query) != (self.matrix.shape[1],):
+            raise ValueError(f"a query vector must have shape ({self.matrix.shape[1]},), got {np.shape(query)}")
         v = self.unit[self._id(query)] if isinstance(query, str) else query / max(np.linalg.norm(query), 1e-12)
         sims = self.unit @ v
         skip = set(exclude) | ({query} if isinstance(query, str) else set())

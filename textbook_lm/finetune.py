@@ -34,6 +34,12 @@ class ClassificationData:
                  max_len: int = 128, groups: list[int] | None = None):
         if len(seqs) != len(labels) or not seqs:
             raise ValueError(f"need as many labels as sequences (and at least one), got {len(seqs)} and {len(labels)}")
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 3:
+            raise ValueError(f"max_len must be an int >= 3 ([CLS], a token, [SEP]), got {max_len!r}")
+        if any(isinstance(s, str) for s in seqs):
+            raise TypeError("seqs must be lists of token ids, not strings: encode the text first")
+        if groups is not None and len(groups) != len(seqs):
+            raise ValueError(f"need one group per sequence, got {len(groups)} for {len(seqs)}")
         rows = [[cls_id, *s[: max_len - 2], sep_id] for s in seqs]
         self.lengths = torch.tensor([len(r) for r in rows])
         self.ids = torch.full((len(rows), int(self.lengths.max())), pad_id, dtype=torch.long)
@@ -171,6 +177,8 @@ def mean_ci(values) -> tuple[float, float]:
     n = len(v)
     if n < 2:
         raise ValueError("a confidence interval needs at least two values")
+    if not all(math.isfinite(x) for x in v):
+        raise ValueError(f"values must be finite numbers, got {v}")
     m = sum(v) / n
     sd = math.sqrt(sum((x - m) ** 2 for x in v) / (n - 1))
     t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96 + 2.4 / (n - 1)   # within about 1% for df > 10

@@ -21,7 +21,7 @@ import torch.nn as nn
 from textbook_lm import hub
 from textbook_lm.attention import KVCache
 from textbook_lm.transformer import Block, LearnedPositions
-from textbook_lm.utils import count_params, init_weights
+from textbook_lm.utils import check_config, count_params, init_weights
 
 __all__ = ["GPTConfig", "GPT", "hf_config"]
 
@@ -39,8 +39,12 @@ class GPTConfig:
     bias: bool = True               # biases in linear layers and LayerNorms (GPT-2: yes; nanoGPT's recipes: no)
 
     def __post_init__(self):
+        check_config(self, positive=("vocab_size", "block_size", "n_layer", "n_head", "n_embd"), fractions=("dropout",),
+                     choices={"activation": ("gelu", "gelu_tanh")})
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if not self.eps > 0:
+            raise ValueError(f"eps must be > 0, got {self.eps}")
 
 
 class GPT(nn.Module):

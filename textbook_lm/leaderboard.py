@@ -37,6 +37,14 @@ class Entry:
     kind: str = "model"     # "model" or "floor" (the true distribution, for synthetic data)
     note: str = ""
 
+    def __post_init__(self):
+        if isinstance(self.n_tokens, bool) or not isinstance(self.n_tokens, int) or self.n_tokens < 1:
+            raise ValueError(f"n_tokens must be an int >= 1, got {self.n_tokens!r}")
+        if not math.isfinite(self.nll) or self.nll < 0:
+            raise ValueError(f"nll must be a finite total >= 0 nats, got {self.nll}")
+        if self.kind not in ("model", "floor"):
+            raise ValueError(f"kind must be 'model' or 'floor', got {self.kind!r}")
+
     @property
     def cross_entropy(self) -> float:
         """Nats per token."""
@@ -112,6 +120,8 @@ class Leaderboard:
     def table(self, benchmark: str, split: str = "test", anchors: bool = True, max_chapter: int | None = None) -> str:
         """A plain-text table: our models (best last), the floor, then published anchors."""
         rows = sorted(self.select(benchmark, split, max_chapter=max_chapter), key=lambda e: -e.cross_entropy)
+        if not rows:
+            raise KeyError(f"no entries for {benchmark}/{split}; benchmarks: {sorted({e.benchmark for e in self.entries})}")
         fl = self.floor(benchmark, split)
         head = f"{'model':<34}{'ch':>3}{'nats/tok':>10}{'ppl':>10}{'gap':>8}{'params':>12}{'train s':>9}"
         lines = [f"{benchmark} ({split})", head, "-" * len(head)]
@@ -130,6 +140,8 @@ class Leaderboard:
     def chart(self, benchmark: str, split: str = "test", metric: str = "perplexity", anchors: bool = True,
               max_chapter: int | None = None):
         """Bar chart of our models on one benchmark, with the floor and published anchors as lines."""
+        if metric not in ("perplexity", "cross_entropy", "bits_per_token"):
+            raise ValueError(f"metric must be 'perplexity', 'cross_entropy' or 'bits_per_token', got {metric!r}")
         rows = sorted(self.select(benchmark, split, max_chapter=max_chapter), key=lambda e: -getattr(e, metric))
         if not rows:
             raise KeyError(f"no entries for {benchmark}/{split}")

@@ -45,6 +45,11 @@ def make_examples(docs: list[list[list[int]]], cls_id: int, sep_id: int, max_len
     start, B its end), so an IsNext B always continues A exactly. ``nsp=False``: each
     document's ids are cut into consecutive chunks (one segment, no NSP label).
     """
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < (5 if nsp else 3):
+        raise ValueError(f"max_len must be an int >= {5 if nsp else 3} (room for [CLS], [SEP]s and tokens), "
+                         f"got {max_len!r}")
+    if not isinstance(docs, (list, tuple)) or any(not isinstance(d, (list, tuple)) for d in docs):
+        raise TypeError("docs must be a list of documents, each a list of sentences (lists of token ids)")
     rng = random.Random(seed)
     room = max_len - (3 if nsp else 2)
     out: list[Example] = []
@@ -106,6 +111,8 @@ class MLMData:
                  masking: str = "dynamic", n_static: int = 1, prob: float = 0.15, seed: int = 0):
         if masking not in ("static", "dynamic"):
             raise ValueError(f"masking must be 'static' or 'dynamic', got {masking!r}")
+        if isinstance(n_static, bool) or not isinstance(n_static, int) or n_static < 1:
+            raise ValueError(f"n_static must be an int >= 1, got {n_static!r}")
         if not examples:
             raise ValueError("no examples")
         T = max(len(e.ids) for e in examples)

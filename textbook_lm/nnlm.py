@@ -8,6 +8,7 @@ position ``t`` predict token ``t + 1`` from tokens ``0..t`` (for the NNLM, from 
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from textbook_lm import hub
-from textbook_lm.utils import eval_mode
+from textbook_lm.utils import check_config, check_token_lists, eval_mode
 
 # PyTorch's CPU LSTM with proj_size falls back to its own (correct) kernel and says so on every call.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -44,6 +45,8 @@ class BigramNet(nn.Module):
 
     def __init__(self, vocab_size: int):
         super().__init__()
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
+            raise ValueError(f"vocab_size must be an int >= 1, got {vocab_size!r}")
         self.vocab_size = vocab_size
         self.table = nn.Embedding(vocab_size, vocab_size)      # row i = W @ one_hot(i)
         nn.init.zeros_(self.table.weight)
@@ -62,6 +65,11 @@ class NNLMConfig:
     direct: bool = False       # Bengio et al.'s optional direct connections embeddings -> output
     tie: bool = False          # output layer shares the embedding table (needs hidden == emb_dim)
     dropout: float = 0.0
+
+    def __post_init__(self):
+        check_config(self, positive=("vocab_size", "context", "emb_dim", "hidden"), fractions=("dropout",))
+        if self.tie and self.hidden != self.emb_dim:
+            raise ValueError(f"weight tying needs hidden == emb_dim, got {self.hidden} and {self.emb_dim}")
 
 
 class BengioNNLM(nn.Module):
@@ -113,6 +121,12 @@ class RecurrentConfig:
     layers: int = 1
     dropout: float = 0.0
     tie: bool = False           # output layer shares the embedding table (needs hidden == emb_dim)
+
+    def __post_init__(self):
+        check_config(self, positive=("vocab_size", "emb_dim", "hidden", "layers"), fractions=("dropout",),
+                     choices={"kind": ("rnn", "lstm", "gru")})
+        if self.tie and self.hidden != self.emb_dim:
+            raise ValueError(f"weight tying needs hidden == emb_dim, got {self.hidden} and {self.emb_dim}")
 
 
 class RecurrentLM(nn.Module):
@@ -229,6 +243,14 @@ class WordLMConfig:
     body: str = "lstm"              # "lstm", "gru", "rnn" or "nnlm"
     context: int = 4                # words of context for body="nnlm"
 
+    def __post_init__(self):
+        check_config(self, positive=("vocab_size", "dim", "hidden", "layers", "context"), fractions=("dropout",),
+                     choices={"body": ("lstm", "gru", "rnn", "nnlm")})
+        bounds = [0, *self.cutoffs, self.vocab_size]
+        if not self.cutoffs or bounds != sorted(set(bounds)):
+            raise ValueError(f"cutoffs must increase strictly within (0, vocab_size={self.vocab_size}), "
+                             f"got {self.cutoffs}")
+
 
 class WordLM(nn.Module):
     """A word-level language model for large vocabularies (WikiText-2): tied embeddings, a
@@ -296,6 +318,11 @@ def gradient_norms(model: "RecurrentLM", idx: torch.Tensor) -> torch.Tensor:
     gradient of the final position's log-probability (of the token that follows) with respect
     to the input embedding at every position. idx: (1, T + 1) -> (T,), index k = distance
     T - k from the end. This is what backpropagation through time delivers to each step."""
+    if not isinstance(model, RecurrentLM):
+        raise TypeError(f"gradient_norms needs a RecurrentLM, got {type(model).__name__}")
+    if idx.dim() != 2 or idx.size(0) != 1 or idx.size(1) < 2:
+        raise ValueError(f"idx must have shape (1, T + 1) with T >= 1, got {tuple(idx.shape)}")
+    check_ids(idx, model.cfg.vocab_size)
     x = model.emb(idx[:, :-1]).detach().requires_grad_(True)          # (1, T, E)
     h, _ = model.rnn(x)
     logp = F.log_softmax(model.out(h[:, -1]), -1)[0, idx[0, -1]]
@@ -308,8 +335,13 @@ def sample(model: nn.Module, vocab: Sequence[str], n: int = 1, temperature: floa
            seed: int = 0, eos: str = "<eos>") -> list[list[str]]:
     """Sample ``n`` sequences word by word, each starting after ``eos``, until ``eos`` or ``max_len``.
     Probabilities are reshaped as ``p ** (1 / temperature)``."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    for name, v in (("n", n), ("max_len", max_len)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if eos not in vocab:
+        raise ValueError(f"the end-of-sequence token {eos!r} is not in the vocabulary")
     g = torch.Generator().manual_seed(seed)
     eos_id = list(vocab).index(eos)
     dev = next(model.parameters()).device
@@ -341,6 +373,7 @@ def sample(model: nn.Module, vocab: Sequence[str], n: int = 1, temperature: floa
 def frequency_vocab(sentences: Sequence[Sequence[str]], eos: str = "<eos>") -> list[str]:
     """Every word of the training sentences plus ``eos``, most frequent first (ties alphabetical):
     the order :class:`TiedAdaptiveSoftmax` needs."""
+    check_token_lists(sentences)
     counts = Counter(w for s in sentences for w in s)
     counts[eos] += len(sentences)
     return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -348,6 +381,7 @@ def frequency_vocab(sentences: Sequence[Sequence[str]], eos: str = "<eos>") -> l
 
 def encode(sentences: Sequence[Sequence[str]], vocab: Sequence[str], eos: str = "<eos>") -> list[list[int]]:
     """Sentences as id lists (no ``eos``); a word outside ``vocab`` raises ``KeyError``."""
+    check_token_lists(sentences)
     index = {w: i for i, w in enumerate(vocab)}
     try:
         return [[index[w] for w in s] for s in sentences]
@@ -357,6 +391,8 @@ def encode(sentences: Sequence[Sequence[str]], vocab: Sequence[str], eos: str = 
 
 def stream(sequences: Sequence[Sequence[int]], eos_id: int) -> torch.Tensor:
     """One long id stream: every sequence followed by ``eos_id``."""
+    if isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0:
+        raise ValueError(f"eos_id must be a token id (an int >= 0), got {eos_id!r}")
     return torch.tensor([t for s in sequences for t in (*s, eos_id)], dtype=torch.long)
 
 
