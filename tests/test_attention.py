@@ -151,5 +151,5 @@ def test_bad_masks_and_sizes_raise():
         A.causal_mask(5, 3)
     with pytest.raises(ValueError, match="divisible"):
         A.MultiHeadAttention(10, 3)
-    with pytest.raises(ValueError, match="boolean"):
+    with pytest.raises(TypeError, match="boolean"):
         A.padding_mask(torch.zeros(2, 3))

@@ -90,3 +90,22 @@ def test_attention_grid_and_masks():
         plot.attention_grid(w, list("abc"), list("vwxyz"))
     fig = plot.masks({"causal": np.tril(np.ones((4, 4), bool)), "padding": np.ones((4, 4), bool)})
     assert len(fig.axes) == 2
+
+
+def test_plots_accept_tensors_that_require_grad():
+    """Numbers straight from a model: tensors that require grad (and, on a GPU, CUDA tensors:
+    the helpers call .detach().cpu()) plot like lists and arrays."""
+    import torch
+
+    w = torch.rand(2, 3, 5, 4, requires_grad=True)
+    x, y = torch.arange(4.0), torch.rand(4, requires_grad=True)
+    fig = plot.attention_grid(w.softmax(-1), list("abcd"), list("vwxyz"))
+    assert sum(1 for ax in fig.axes if ax.images) == 6
+    assert isinstance(plot.heatmap(torch.rand(2, 3, requires_grad=True), ["a", "b"], list("xyz")), Figure)
+    fig = plot.curves({"loss": (x, y), "list of 0-d": (list(x), [v for v in y])}, hlines={"floor": y.min()})
+    assert len(plot.bars(["a"], [1.0], reference={"r": y[0]}).axes[0].lines) == 1
+    assert len(fig.axes[0].lines) == 3
+    assert isinstance(plot.training_curves(x, y * 2, y, tokens_per_step=10), Figure)
+    assert len(plot.bars(["a", "b"], torch.tensor([1.0, 2.0], requires_grad=True)).axes[0].patches) == 2
+    assert isinstance(plot.scatter(x, y, labels={"p": (x[1], y[1])}), Figure)
+    assert isinstance(plot.masks({"causal": torch.ones(3, 3, dtype=torch.bool).tril()}), Figure)

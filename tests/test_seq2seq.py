@@ -108,8 +108,8 @@ def test_transformer_learns_to_reverse_with_the_book_loop():
     task = tasks.Reverse(min_len=3, max_len=6, n_symbols=8)
     test = task.examples(200, seed=1)
     held = {tuple(s) for s, _ in test}
-    m = transformer.Transformer(transformer.TransformerConfig(len(task.src_vocab), len(task.tgt_vocab), d_model=32,
-                                                              n_heads=4, n_encoder_layers=1, n_decoder_layers=1))
+    m = transformer.Transformer(transformer.TransformerConfig(len(task.src_vocab), len(task.tgt_vocab), n_embd=32,
+                                                              n_head=4, n_layer=1))
     cfg = train.TrainConfig(steps=250, batch_size=64, lr=3e-3, warmup=20, eval_every=250)
     hist = train.train(m, seq2seq.PairData(task, exclude=held), seq2seq.PairData(task, test), cfg, progress=False)
     assert hist.val_loss[-1] < 0.1

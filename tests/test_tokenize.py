@@ -143,3 +143,21 @@ def test_trace_records_each_merge_with_its_count():
     trace = []
     merges = T.learn_merges([[0, 1, 0, 1], [0, 1]], [2, 1], 2, 10, min_frequency=1, trace=trace)
     assert [p for p, _ in trace] == merges and trace[0] == ((0, 1), 5)
+
+
+def test_bpe_work_is_bounded_on_text_without_spaces(monkeypatch):
+    """64k characters with no space used to be one 64k-character pre-token: training grew
+    quadratically and encoding hung. Long pre-tokens are now cut into MAX_PIECE chunks."""
+    import time
+
+    text = ("thequickbrownfoxjumpsoverthelazydog" * 2000)[:64_000]
+    lengths = []
+    real = T.learn_merges
+    monkeypatch.setattr(T, "learn_merges", lambda words, *a, **k: lengths.extend(map(len, words)) or real(words, *a, **k))
+    t0 = time.perf_counter()
+    bpe = T.BPETokenizer.train(text, 256 + 40)
+    ids = bpe.encode(text)
+    seconds = time.perf_counter() - t0
+    assert max(lengths) <= T.MAX_PIECE                  # bytes of one chunk: here 1 byte per character
+    assert bpe.decode(ids) == text and len(bpe.merges) == 40
+    assert seconds < 0.5, f"training and encoding 64k unspaced characters took {seconds:.2f} s"   # was ~0.8 s

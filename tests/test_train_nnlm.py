@@ -97,6 +97,30 @@ def test_evaluate_is_mean_nats_per_token():
     assert train.evaluate(model, s, seq_len=7) == pytest.approx(math.log(5), rel=1e-6)
 
 
+def test_importing_train_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, textbook_lm.train; assert 'matplotlib' not in sys.modules, 'train imported matplotlib'"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_resume_reads_the_checkpoint_on_the_cpu(tmp_path, monkeypatch):
+    """The RNG states in a checkpoint are CPU tensors and the batch generator is a CPU
+    generator, so a resumed run must load the file on the CPU whatever the model's device
+    (with map_location=cuda, set_state would get a CUDA tensor and raise)."""
+    data = _stream()
+    cfg = train.TrainConfig(steps=4, batch_size=4, seq_len=8, warmup=1, eval_every=2)
+    ckpt = tmp_path / "run.pt"
+    train.train(nnlm.BigramNet(7), data, None, train.TrainConfig(**{**cfg.__dict__, "steps": 2}), checkpoint=ckpt,
+                progress=False)
+    seen, load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: seen.append(k.get("map_location")) or load(*a, **k))
+    h = train.train(nnlm.BigramNet(7), data, None, cfg, checkpoint=ckpt, progress=False)
+    assert seen == ["cpu"] and h.step == [1, 2, 3, 4]
+
+
 # --------------------------------------------------------------------------- models
 def test_explicit_rnn_cell_matches_torch_rnn():
     torch.manual_seed(0)

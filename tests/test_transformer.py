@@ -6,10 +6,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from textbook_lm import attention, transformer as T
+from textbook_lm.utils import count_params
 
 
 def small(**kw):
-    base = dict(src_vocab=11, tgt_vocab=13, d_model=32, n_heads=4, max_len=24)
+    base = dict(src_vocab=11, tgt_vocab=13, n_embd=32, n_head=4, block_size=24)
     base.update(kw)
     return T.Transformer(T.TransformerConfig(**base)).eval()
 
@@ -40,7 +41,7 @@ def test_rotary_depends_only_on_offset_and_keeps_norms():
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned", "rotary", "none"])
 def test_too_long_input_raises(positions):
     m = small(positions=positions)
-    with pytest.raises(ValueError, match="longer than the model's max_len=24"):
+    with pytest.raises(ValueError, match=r"longer than the model's context window \(block_size=24"):
         m(torch.randint(3, 11, (1, 25)), torch.randint(3, 13, (1, 5)))
 
 
@@ -83,7 +84,7 @@ def test_decoder_is_causal_and_source_padding_is_ignored():
 
 def test_record_collects_every_map_without_changing_output():
     torch.manual_seed(0)
-    m = small(n_encoder_layers=2, n_decoder_layers=3)
+    m = small(n_layer=2, n_decoder_layer=3)
     src, tgt = torch.randint(3, 11, (2, 7)), torch.randint(3, 13, (2, 5))
     plain = m(src, tgt)
     with attention.record(m) as maps:
@@ -104,11 +105,12 @@ def test_flops_formula_matches_flop_counter():
 
 
 def test_parameter_count():
-    m = small(n_encoder_layers=1, n_decoder_layers=1, d_ff=64)
+    m = small(n_layer=1, d_ff=64)
     C, F = 32, 64
     attn = 4 * C * C + 4 * C
     ffn = 2 * C * F + F + C
     ln = 2 * C
     expected = (11 * C + attn + ffn + 2 * ln + ln) + (13 * C + 2 * attn + ffn + 3 * ln + ln) + (C * 13 + 13)
-    assert T.count_parameters(m) == expected
-    assert T.count_parameters(m, embeddings=False) == expected - 11 * C - 13 * C
+    assert count_params(m) == expected
+    assert count_params(m, embeddings=False) == expected - 11 * C - 13 * C
+    assert not hasattr(T, "count_parameters")           # one parameter counter: utils.count_params

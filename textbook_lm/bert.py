@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from textbook_lm import hub
 from textbook_lm.attention import padding_mask
 from textbook_lm.transformer import Block, LearnedPositions
-from textbook_lm.utils import check_config, count_params, cross_entropy, init_weights
+from textbook_lm.checks import check_config
+from textbook_lm.utils import count_params, cross_entropy, init_weights
 
 __all__ = ["BertConfig", "BERT", "BertClassifier", "mask_tokens", "span_corruption", "hf_config"]
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from textbook_lm import hub
-from textbook_lm.utils import check_config, check_token_lists
+from textbook_lm.checks import check_config, check_token_lists
 
 __all__ = ["Corpus", "SGNSConfig", "SkipGram", "train_sgns", "GloVeConfig", "GloVe", "cooccurrence",
            "glove_loss", "train_glove", "Vectors", "ANALOGIES", "from_pretrained"]

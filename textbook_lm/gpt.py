@@ -21,7 +21,8 @@ import torch.nn as nn
 from textbook_lm import hub
 from textbook_lm.attention import KVCache
 from textbook_lm.transformer import Block, LearnedPositions
-from textbook_lm.utils import check_config, count_params, init_weights
+from textbook_lm.checks import check_config
+from textbook_lm.utils import count_params, init_weights
 
 __all__ = ["GPTConfig", "GPT", "hf_config"]
 

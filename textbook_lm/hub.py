@@ -105,6 +105,8 @@ def vocab_sha256(tokenizer) -> str:
 
 def _itos(tokenizer) -> list[str]:
     if isinstance(tokenizer, (list, tuple)):
+        if not all(isinstance(t, str) for t in tokenizer):
+            raise TypeError("a vocabulary given as a list must hold strings")
         return list(tokenizer)
     return list(tokenizer.itos)
 
@@ -232,9 +234,7 @@ def save(obj, directory: str | os.PathLike, *, tokenizer=None, info: dict | None
 
 def _tokenizer_state(tokenizer) -> tuple[str, None, Any]:
     if isinstance(tokenizer, (list, tuple)):
-        if not all(isinstance(t, str) for t in tokenizer):
-            raise TypeError("a vocabulary given as a list must hold strings")
-        return "vocab", None, list(tokenizer)
+        return "vocab", None, _itos(tokenizer)
     kind = _kind_of(tokenizer)
     return kind, None, _KINDS[kind].to_state(tokenizer)[1]
 

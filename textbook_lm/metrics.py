@@ -15,21 +15,50 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from numbers import Integral, Real
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
+
+from textbook_lm.checks import check_int, check_number
 
 __all__ = ["Score", "score", "cross_entropy", "perplexity", "bits", "count_tokens", "pair_accuracy", "agreement_accuracy", "distinct_n"]
 
 LN2 = math.log(2.0)
 
 
+def _not_a_string(name: str, x) -> None:
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence, not a string ({x[:20]!r}...)")
+
+
+def _floats(name: str, values) -> np.ndarray:
+    """``values`` as a 1-D float64 array: non-empty, numbers only, no NaN."""
+    _not_a_string(name, values)
+    try:
+        a = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a 1-D sequence of numbers: {err}") from None
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got shape {a.shape}")
+    if np.isnan(a).any():
+        raise ValueError(f"{name} contains {int(np.isnan(a).sum())} NaN value(s) (at index "
+                         f"{int(np.flatnonzero(np.isnan(a))[0])})")
+    return a
+
+
 @dataclass(frozen=True)
 class Score:
-    """Total negative log-likelihood (nats) of ``n_tokens`` predicted tokens."""
+    """Total negative log-likelihood (nats, >= 0, may be inf) of ``n_tokens`` (>= 1) predicted tokens."""
 
     nll: float
     n_tokens: int
+
+    def __post_init__(self):
+        if isinstance(self.nll, bool) or not isinstance(self.nll, Real) or math.isnan(self.nll) or self.nll < -1e-9:
+            raise ValueError(f"nll must be a number >= 0 (nats), got {self.nll!r}")
+        if isinstance(self.n_tokens, bool) or not isinstance(self.n_tokens, Integral) or self.n_tokens < 1:
+            raise ValueError(f"n_tokens must be an int >= 1, got {self.n_tokens!r}")
 
     @property
     def cross_entropy(self) -> float:
@@ -45,6 +74,8 @@ class Score:
         return self.cross_entropy / LN2
 
     def __add__(self, other: "Score") -> "Score":
+        if not isinstance(other, Score):
+            return NotImplemented
         return Score(self.nll + other.nll, self.n_tokens + other.n_tokens)
 
     def __str__(self) -> str:
@@ -53,16 +84,16 @@ class Score:
 
 
 def count_tokens(sequences: Iterable[Sequence], add_eos: bool = True) -> int:
-    """Number of predicted tokens under the book's convention."""
+    """Number of predicted tokens under the book's convention: ``sequences`` is a list of
+    sequences (lists of tokens, or strings for character models); a bare string is refused."""
+    _not_a_string("sequences", sequences)
     return sum(len(s) + (1 if add_eos else 0) for s in sequences)
 
 
 def score(token_logprobs: Iterable[float] | np.ndarray) -> Score:
-    """Score from the natural-log probabilities of every predicted token (``<eos>`` included)."""
-    lp = np.asarray(list(token_logprobs) if not isinstance(token_logprobs, np.ndarray) else token_logprobs,
-                    dtype=np.float64)
-    if lp.ndim != 1 or lp.size == 0:
-        raise ValueError("need a non-empty 1-D array of per-token log-probabilities")
+    """Score from the natural-log probabilities of every predicted token (``<eos>`` included):
+    a non-empty 1-D sequence of numbers <= 0 (``-inf`` allowed: a token the model ruled out; NaN not)."""
+    lp = _floats("token_logprobs", token_logprobs)
     if np.any(lp > 1e-9):
         raise ValueError("log-probabilities must be <= 0 (did you pass probabilities or negative logs?)")
     return Score(float(-lp.sum()), int(lp.size))
@@ -80,25 +111,27 @@ def perplexity(token_logprobs) -> float:
 
 def bits(nats: float) -> float:
     """Convert nats to bits."""
-    return nats / LN2
+    return check_number("nats", nats) / LN2
 
 
 def pair_accuracy(good_logprobs, bad_logprobs) -> float:
     """Share of minimal pairs whose grammatical member has the higher log-probability, from
     the two members' log-probabilities (arrays of equal length). Ties count as half right, so
-    a model that cannot tell the two apart scores 0.5."""
-    g, b = np.asarray(good_logprobs, dtype=np.float64), np.asarray(bad_logprobs, dtype=np.float64)
-    if g.shape != b.shape or g.size == 0:
-        raise ValueError("need two non-empty arrays of the same length")
+    a model that cannot tell the two apart scores 0.5. NaN log-probabilities are refused."""
+    g, b = _floats("good_logprobs", good_logprobs), _floats("bad_logprobs", bad_logprobs)
+    if g.shape != b.shape:
+        raise ValueError(f"need as many good as bad log-probabilities, got {g.size} and {b.size}")
     return float(np.mean((g > b) + 0.5 * (g == b)))
 
 
-def agreement_accuracy(sentence_logprob, pairs) -> float:
+def agreement_accuracy(sentence_logprob: Callable[[list[str]], float], pairs) -> float:
     """:func:`pair_accuracy` of minimal pairs, scoring each sentence with ``sentence_logprob``.
 
     ``sentence_logprob`` maps a list of words to a log-probability; ``pairs`` have ``.good``
     and ``.bad`` word lists (see :meth:`textbook_lm.data.tinylang.TinyLang.minimal_pairs`).
     """
+    if not callable(sentence_logprob):
+        raise TypeError(f"sentence_logprob must be a function of a word list, got {type(sentence_logprob).__name__}")
     pairs = list(pairs)
     if not pairs:
         raise ValueError("no minimal pairs given")
@@ -107,8 +140,14 @@ def agreement_accuracy(sentence_logprob, pairs) -> float:
 
 def distinct_n(texts, n: int = 2) -> float:
     """Diversity of generated text (Li et al., 2016): distinct word n-grams / all word n-grams,
-    over every text in ``texts`` (words split on whitespace). 1.0 = no n-gram repeats."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    over every text in ``texts`` (a non-empty list of strings; words split on whitespace).
+    1.0 = no n-gram repeats; 0.0 when no text has ``n`` words."""
+    check_int("n", n, 1)
+    _not_a_string("texts", texts)
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty: there is nothing to measure")
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be strings (generated text, not token lists)")
     grams = [tuple(w[i:i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0

@@ -30,12 +30,13 @@ from typing import Sequence
 import numpy as np
 
 from textbook_lm import metrics
+from textbook_lm.arpa import write_arpa
 from textbook_lm.ngram_counts import BOS, EOS, UNK, NGramCounts, Vocab, contexts
+from textbook_lm.checks import check_int, check_number, check_token_lists, check_words
 
 __all__ = ["BOS", "EOS", "UNK", "Vocab", "NGramCounts", "NGramLM", "MLE", "AddK", "Interpolated",
            "KneserNey", "fit", "ORDER_NAMES"]
 
-_ARPA_NAMES = {BOS: "<s>", EOS: "</s>", UNK: "<unk>"}
 ORDER_NAMES = {1: "unigram", 2: "bigram", 3: "trigram", 4: "4-gram", 5: "5-gram"}
 
 
@@ -58,9 +59,9 @@ class NGramLM:
     name = "n-gram"
 
     def __init__(self, counts: NGramCounts, order: int):
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"n-gram order must be an integer >= 1, got {order!r}")
-        if order > counts.max_order:
+        if not isinstance(counts, NGramCounts):
+            raise TypeError(f"counts must be NGramCounts (or use ngram.fit), got {type(counts).__name__}")
+        if check_int("n-gram order", order, 1) > counts.max_order:
             raise ValueError(f"order {order} needs counts up to order {order}; these go up to {counts.max_order}")
         self.counts, self.order, self.vocab = counts, order, counts.vocab
         self.alpha: dict[int, np.ndarray] = {}
@@ -109,7 +110,7 @@ class NGramLM:
         return ctx_id
 
     def _ids(self, context: Sequence[str]) -> np.ndarray:
-        ctx = list(context)[-(self.order - 1):] if self.order > 1 else []
+        ctx = check_words("context", context)[-(self.order - 1):] if self.order > 1 else []
         if BOS in ctx:                                   # nothing before <s> counts
             ctx = ctx[len(ctx) - ctx[::-1].index(BOS) - 1:]
         ids = [self.vocab.id(x) for x in ctx]
@@ -119,6 +120,8 @@ class NGramLM:
     def prob(self, word: str, context: Sequence[str] = ()) -> float:
         """p(word | context). ``context`` lists previous words, oldest first; start it with
         ``"<s>"`` for the beginning of a sentence. Unknown words are read as ``<unk>``."""
+        if not isinstance(word, str):
+            raise TypeError(f"word must be a string, got {type(word).__name__}")
         return float(self._prob_ids(self._ids(context)[None, :], np.asarray([self.vocab.id(word)]))[0])
 
     def logprob(self, word: str, context: Sequence[str] = ()) -> float:
@@ -133,14 +136,14 @@ class NGramLM:
 
     def token_logprobs(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
         """Natural-log probability of every predicted token (words and one ``<eos>`` per sentence)."""
-        ids, pos = self.vocab.encode(sentences)
+        ids, pos = self.vocab.encode(check_token_lists(sentences, "sentences"))
         ctx, w = contexts(ids, pos, max(self.order - 1, 0))
         with np.errstate(divide="ignore"):
             return np.log(self._prob_ids(ctx, w))
 
     def sentence_logprob(self, sentence: Sequence[str]) -> float:
-        """Natural log-probability of a whole sentence, ``<eos>`` included."""
-        return float(self.token_logprobs([sentence]).sum())
+        """Natural log-probability of a whole sentence (a list of words), ``<eos>`` included."""
+        return float(self.token_logprobs([check_words("sentence", sentence)]).sum())
 
     def score(self, sentences: Sequence[Sequence[str]]) -> metrics.Score:
         """Total NLL and token count under the book's convention (:mod:`textbook_lm.metrics`)."""
@@ -153,10 +156,12 @@ class NGramLM:
                prefix: Sequence[str] = ()) -> list[list[str]]:
         """``n`` sentences, sampled word by word until ``<eos>`` or ``max_len`` words.
 
-        ``temperature`` reshapes each distribution as ``p ** (1 / T)`` (renormalised).
+        ``temperature`` (finite, > 0) reshapes each distribution as ``p ** (1 / T)`` (renormalised).
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        for name, v, low in (("n", n, 0), ("seed", seed, 0), ("max_len", max_len, 1)):
+            check_int(name, v, low)
+        check_number("temperature", temperature, lambda t: 0 < t < math.inf, "a finite number > 0")
+        prefix = check_words("prefix", prefix)
         rng = np.random.default_rng(seed)
         out = []
         for _ in range(n):
@@ -173,48 +178,8 @@ class NGramLM:
         return out
 
     def to_arpa(self, path: str) -> None:
-        """Write the model in the ARPA back-off format (readable by KenLM and SRILM).
-
-        Every stored k-gram gets ``log10 p_k(w | h)`` and, if it is a context, ``log10 gamma``:
-        the recursion above is exactly ARPA's back-off rule. Models that give some word
-        probability 0 (MLE) cannot be written.
-        """
-        c, lines = self.counts, []
-        for k in range(1, self.order + 1):
-            grams = c.words(k)
-            if k == 1:
-                grams = grams[1:]                     # <s> is written separately
-            ctx = np.full((len(grams), max(self.order - 1, 0)), -1, dtype=np.int64)
-            if k > 1:
-                ctx[:, -(k - 1):] = grams[:, :-1]
-            p = self._prob_ids(ctx, grams[:, -1])
-            if np.any(p <= 0):
-                raise ValueError(f"{type(self).__name__} gives some {k}-grams probability 0; ARPA needs a smoothed model")
-            block = [f"\\{k}-grams:"]
-            if k == 1:
-                bos_bo = f"\t{self._backoff(1, np.asarray([0]))[0]:.10f}" if self.order > 1 else ""
-                block.append(f"-99\t<s>{bos_bo}")
-            ids = np.arange(len(grams)) + (1 if k == 1 else 0)
-            bo = self._backoff(k, ids) if k < self.order else None
-            names = [_ARPA_NAMES.get(w, w) for w in self.vocab.itos]
-            for i in range(len(grams)):
-                text = " ".join(names[t] for t in grams[i])
-                tail = f"\t{bo[i]:.10f}" if bo is not None else ""
-                block.append(f"{math.log10(p[i]):.10f}\t{text}{tail}")
-            lines.append((k, len(block) - 1, block))
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\\data\\\n")
-            for k, n, _ in lines:
-                f.write(f"ngram {k}={n}\n")
-            for _, _, block in lines:
-                f.write("\n" + "\n".join(block) + "\n")
-            f.write("\n\\end\\\n")
-
-    def _backoff(self, k: int, ids: np.ndarray) -> np.ndarray:
-        """log10 back-off weight of k-grams ``ids`` used as contexts of order k+1 (0 if never a context)."""
-        seen, gamma = self.seen[k + 1][ids], self.gamma[k + 1][ids]
-        with np.errstate(divide="ignore"):
-            return np.where(seen, np.log10(np.where(seen, gamma, 1.0)), 0.0)
+        """Write the model in the ARPA back-off format, readable by KenLM and SRILM (:mod:`textbook_lm.arpa`)."""
+        write_arpa(self, path)
 
 
 class MLE(NGramLM):
@@ -244,8 +209,7 @@ class AddK(NGramLM):
 
     def __init__(self, counts: NGramCounts, order: int, k: float = 1.0):
         super().__init__(counts, order)
-        if not k > 0:
-            raise ValueError(f"add-k needs k > 0, got {k}")
+        check_number("add-k's k", k, lambda x: 0 < x < math.inf, "a finite number k > 0")
         self.k, V = k, self.n_predictable
         for j in range(1, order + 1):
             a = counts.count[j]
@@ -262,6 +226,9 @@ class Interpolated(NGramLM):
 
     With ``heldout`` sentences the weights maximise their likelihood (coordinate ascent,
     golden-section search on each weight, which is concave in it); otherwise ``lambdas``.
+    Written recursively like this, each ``lam_k`` must lie in [0, 1] and the weights need not
+    sum to 1: the flat weights of ``p = sum_k w_k p_ML,k + w_0 / |V|`` are
+    ``w_k = lam_k prod_{j>k} (1 - lam_j)``, which are >= 0 and sum to 1 by construction.
     """
 
     name = "interpolated"
@@ -272,11 +239,14 @@ class Interpolated(NGramLM):
         self._ml = MLE(counts, order)
         if lambdas is None:
             lambdas = [0.5] * order
-        if len(lambdas) != order or not all(0 <= x <= 1 for x in lambdas):
-            raise ValueError(f"need {order} interpolation weights in [0, 1], got {lambdas}")
+        if isinstance(lambdas, str) or len(lambdas) != order:
+            raise ValueError(f"need {order} interpolation weights in [0, 1] (one per order), got {lambdas!r}")
+        for x in lambdas:
+            check_number("an interpolation weight", x, lambda v: 0 <= v <= 1, "in [0, 1]")
+        check_int("sweeps", sweeps, 1)
         self.lambdas = list(map(float, lambdas))
         if heldout is not None:
-            self._tune(heldout, sweeps)
+            self._tune(check_token_lists(heldout, "heldout"), sweeps)
         self._set(self.lambdas)
 
     def _set(self, lambdas):
@@ -329,8 +299,10 @@ class KneserNey(NGramLM):
     fall back to 0.5, 1.0, 1.5; each is clipped to [0.01, its count].
 
     Args:
-        discount: ``None`` for modified KN; a number for one fixed discount at every order
-            and count (original interpolated KN, as NLTK implements it).
+        discount: ``None`` for modified KN; a number in (0, 1] for one fixed discount at every
+            order and count (original interpolated KN, as NLTK implements it). A larger
+            discount would take more from a count-1 n-gram than it has, and the
+            probabilities would no longer sum to 1.
         unigram_floor: interpolate the unigram level with the uniform distribution (Chen &
             Goodman; every word gets probability > 0). ``False`` gives the plain continuation
             unigram without discount, as NLTK does.
@@ -341,6 +313,8 @@ class KneserNey(NGramLM):
     def __init__(self, counts: NGramCounts, order: int, discount: float | None = None,
                  unigram_floor: bool = True):
         super().__init__(counts, order)
+        if discount is not None:
+            check_number("discount", discount, lambda d: 0 < d <= 1, "in (0, 1] (or None: modified Kneser-Ney)")
         self.discounts: dict[int, tuple[float, float, float]] = {}
         for k in range(1, order + 1):
             a = counts.count[k] if k == order else counts.cont[k]
@@ -376,15 +350,18 @@ def fit(sentences: Sequence[Sequence[str]], order: int, smoothing: str = "kn", m
         counts: NGramCounts | None = None, **kwargs) -> NGramLM:
     """Count and fit in one call: ``smoothing`` is one of 'mle', 'add-k', 'interpolated', 'kn'.
 
-    Pass ``counts`` (of at least this order) to reuse one counting pass for many models.
-    Extra keyword arguments go to the model (``k`` for add-k, ``heldout`` or ``lambdas``
-    for interpolation, ``discount`` for Kneser-Ney).
+    ``sentences`` is a list of sentences, each a list of tokens (words, or characters:
+    ``[list(s) for s in lines]``); a string where a list of tokens is expected raises
+    ``TypeError``. Pass ``counts`` (of at least this order) to reuse one counting pass for
+    many models. Extra keyword arguments go to the model (``k`` for add-k, ``heldout`` or
+    ``lambdas`` for interpolation, ``discount`` for Kneser-Ney).
     """
     if smoothing not in _SMOOTHING:
         raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {sorted(_SMOOTHING)}")
-    if not isinstance(order, int) or order < 1:
-        raise ValueError(f"n-gram order must be an integer >= 1, got {order!r}")
+    check_int("n-gram order", order, 1)
+    check_int("min_count", min_count, 1)
     if counts is None:
+        check_token_lists(sentences, "sentences")
         if not sentences or not any(len(s) for s in sentences):
             raise ValueError("cannot fit an n-gram model on an empty corpus")
         counts = NGramCounts(sentences, order, min_count=min_count)

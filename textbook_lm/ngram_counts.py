@@ -11,6 +11,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from textbook_lm.checks import check_int, check_token_lists
+
 __all__ = ["BOS", "EOS", "UNK", "Vocab", "NGramCounts", "contexts"]
 
 BOS, EOS, UNK = "<s>", "<eos>", "<unk>"
@@ -26,6 +28,8 @@ class Vocab:
 
     @classmethod
     def from_sentences(cls, sentences: Iterable[Sequence[str]], min_count: int = 1) -> "Vocab":
+        check_token_lists(sentences)
+        check_int("min_count", min_count, 1)
         counts: dict[str, int] = {}
         for s in sentences:
             for w in s:
@@ -80,8 +84,8 @@ class NGramCounts:
 
     def __init__(self, sentences: Sequence[Sequence[str]], max_order: int, vocab: Vocab | None = None,
                  min_count: int = 1):
-        if not isinstance(max_order, int) or max_order < 1:
-            raise ValueError(f"n-gram order must be an integer >= 1, got {max_order!r}")
+        check_int("n-gram order", max_order, 1)
+        check_token_lists(sentences)
         if vocab is None:
             vocab = Vocab.from_sentences(sentences, min_count=min_count)
         if len(sentences) == 0:

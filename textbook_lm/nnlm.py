@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from textbook_lm import hub
-from textbook_lm.utils import check_config, check_token_lists, eval_mode
+from textbook_lm.checks import check_config, check_int, check_token_lists
+from textbook_lm.utils import eval_mode
 
 # PyTorch's CPU LSTM with proj_size falls back to its own (correct) kernel and says so on every call.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -337,9 +338,7 @@ def sample(model: nn.Module, vocab: Sequence[str], n: int = 1, temperature: floa
     Probabilities are reshaped as ``p ** (1 / temperature)``."""
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-    for name, v in (("n", n), ("max_len", max_len)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    check_int("n", n, 1), check_int("max_len", max_len, 1)
     if eos not in vocab:
         raise ValueError(f"the end-of-sequence token {eos!r} is not in the vocabulary")
     g = torch.Generator().manual_seed(seed)

@@ -1,4 +1,7 @@
-"""Plotting helpers shared by the chapters. Every function returns the matplotlib Figure."""
+"""Plotting helpers shared by the chapters. Every function returns the matplotlib Figure.
+
+Numbers may come as lists, NumPy arrays or torch tensors on any device, also tensors that
+require grad: they are detached and copied to the CPU first (:func:`_array`)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -10,6 +13,35 @@ from matplotlib.ticker import MaxNLocator
 
 __all__ = ["finish", "heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips",
            "attention_grid", "masks"]
+
+
+def _array(x, name: str = "values") -> np.ndarray:
+    """``x`` (list, array, tensor on any device, even one that requires grad, or a list of
+    0-d tensors) as a float NumPy array."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be numbers, not a string")
+    if hasattr(x, "detach"):                                   # a torch tensor: no torch import needed
+        x = x.detach().cpu().float().numpy()
+    elif not isinstance(x, np.ndarray):
+        x = [float(v.detach().cpu()) if hasattr(v, "detach") else v for v in x]
+    try:
+        return np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be numbers (a list, array or tensor): {err}") from None
+
+
+def _xy(name: str, x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _array(x, f"{name} x"), _array(y, f"{name} y")
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"{name}: x and y must be 1-D and of the same length, got {x.shape} and {y.shape}")
+    return x, y
+
+
+def _tokens(rows: Mapping[str, Sequence[str]]) -> None:
+    for name, pieces in rows.items():
+        if isinstance(pieces, str) or not all(isinstance(p, str) for p in pieces):
+            raise TypeError(f"row {name!r} must be a list of token strings (e.g. tok.tokens(text)), "
+                            f"got {type(pieces).__name__}")
 
 
 def finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False) -> Figure:
@@ -34,7 +66,7 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
     ``log=True`` colours by log(1 + value), which keeps a few big counts from washing out
     the rest; the annotations still show the raw values.
     """
-    m = np.asarray(matrix, dtype=float)
+    m = _array(matrix, "matrix")
     if m.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"matrix shape {m.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels")
     if ax is None:
@@ -64,6 +96,9 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
            title: str = "", logx: bool = False, logy: bool = False, hlines: Mapping[str, float] | None = None,
            markers: bool = True, ax=None) -> Figure:
     """Several named (x, y) lines on one axes, with optional labelled horizontal reference lines."""
+    if not series:
+        raise ValueError("series is empty: give at least one name -> (x, y)")
+    series = {name: _xy(name, *xy) for name, xy in series.items()}
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4))
     else:
@@ -73,7 +108,7 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
     if all(float(v).is_integer() for x, _ in series.values() for v in x) and not logx:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, (name, y) in enumerate((hlines or {}).items()):
-        ax.axhline(y, ls="--", lw=1, color=f"C{len(series) + i}", label=name)
+        ax.axhline(_array([y], name)[0], ls="--", lw=1, color=f"C{len(series) + i}", label=name)
     ax.legend(fontsize=8)
     return finish(fig, ax, xlabel, ylabel, title, logx, logy)
 
@@ -81,10 +116,11 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
 def training_curves(steps: Sequence[int], train: Sequence[float], val: Sequence[float] | None = None, *,
                     val_steps: Sequence[int] | None = None, tokens_per_step: int | None = None,
                     ylabel: str = "loss (nats/token)", title: str = "") -> Figure:
-    """Train (and validation) loss against steps, with a tokens-seen axis on top if given."""
-    series = {"train": (steps, train)}
+    """Train (and validation) loss against steps, with a tokens-seen axis on top if given.
+    ``val`` is measured at ``val_steps`` (default: the same ``steps`` as ``train``)."""
+    series = {"train": _xy("train", steps, train)}
     if val is not None:
-        series["validation"] = (val_steps if val_steps is not None else steps, val)
+        series["validation"] = _xy("validation", val_steps if val_steps is not None else steps, val)
     fig = curves(series, xlabel="step", ylabel=ylabel, title=title, markers=False)
     if tokens_per_step:
         ax = fig.axes[0]
@@ -111,6 +147,11 @@ def accuracy_vs_distance(distances: Sequence[int], accuracy: Mapping[str, Sequen
 def bars(labels: Sequence[str], values: Sequence[float], *, xlabel: str = "", title: str = "",
          reference: Mapping[str, float] | None = None, log: bool = False, fmt: str = "{:.2f}", ax=None) -> Figure:
     """Horizontal bars with their values written on them and optional labelled reference lines."""
+    values = _array(values, "values")
+    reference = {name: _array([v], name)[0] for name, v in (reference or {}).items()}
+    if values.ndim != 1 or len(values) != len(labels) or not len(values):
+        raise ValueError(f"need one value per label (at least one), got {len(values)} values "
+                         f"and {len(labels)} labels")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(labels) + 1.6 + 0.22 * len(reference or {})))
     else:
@@ -138,12 +179,14 @@ def scatter(x: Sequence[float], y: Sequence[float], *, labels: Mapping[str, tupl
             xlabel: str = "", ylabel: str = "", title: str = "", logx: bool = False, logy: bool = False,
             diagonal: bool = False, ax=None) -> Figure:
     """A scatter of many points, with a few named points highlighted and labelled."""
+    x, y = _xy("scatter", x, y)
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
     else:
         fig = ax.figure
     ax.scatter(x, y, s=4, alpha=0.25, color="C0", linewidths=0)
-    for name, (px, py) in (labels or {}).items():
+    for name, point in (labels or {}).items():
+        px, py = _array(point, name)
         ax.scatter([px], [py], s=25, color="C3")
         ax.annotate(name, (px, py), xytext=(4, 4), textcoords="offset points", fontsize=8)
     if diagonal:
@@ -167,6 +210,7 @@ def tokens_html(rows: Mapping[str, Sequence[str]]):
 
     from IPython.display import HTML
 
+    _tokens(rows)
     out = ["<div style='font-family:monospace;line-height:2.1'>"]
     for name, pieces in rows.items():
         spans = "".join(
@@ -180,6 +224,9 @@ def tokens_html(rows: Mapping[str, Sequence[str]]):
 def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: int = 70) -> Figure:
     """A static picture of tokenizations: one strip of coloured boxes per row (wrapped at
     ``width`` characters). Use Latin text: matplotlib's default font has no CJK glyphs."""
+    _tokens(rows)
+    if not rows or width < 1:
+        raise ValueError(f"need at least one row and width >= 1, got {len(rows)} rows, width={width}")
     lines: list[tuple[str, list[str]]] = []
     for name, pieces in rows.items():
         current, used, first = [], 0, True
@@ -217,12 +264,15 @@ def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
     Keys (``x_labels``, length T_k) run along the bottom, queries (``y_labels``, T_q) down
     the left; every panel shares one colour scale from 0 to 1.
     """
-    w = np.asarray(weights, dtype=float)
+    w = _array(weights, "weights")
     if w.ndim == 2:
         w = w[None, None]
     if w.ndim != 4 or w.shape[2:] != (len(y_labels), len(x_labels)):
         raise ValueError(f"weights of shape {w.shape} do not match {len(y_labels)} query and {len(x_labels)} key labels")
     R, K = w.shape[:2]
+    for names, n, what in ((row_names, R, "row_names"), (col_names, K, "col_names")):
+        if names is not None and len(names) != n:
+            raise ValueError(f"{what} has {len(names)} names for {n} {what[:3]}s of panels")
     fig, axes = plt.subplots(R, K, squeeze=False, sharex=True, sharey=True,
                              figsize=(K * (cell * len(x_labels) + 0.6) + 1.2, R * (cell * len(y_labels) + 0.6) + 0.9))
     for r in range(R):
@@ -242,9 +292,13 @@ def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
 
 def masks(named: Mapping[str, np.ndarray], *, title: str = "") -> Figure:
     """Boolean attention masks side by side (query rows x key columns); dark = may attend."""
+    if not named:
+        raise ValueError("no masks given: pass {name: (T_q, T_k) mask}")
+    named = {name: _array(m, name) for name, m in named.items()}
+    if any(m.ndim != 2 for m in named.values()):
+        raise ValueError(f"every mask must be 2-D (T_q, T_k), got shapes {[m.shape for m in named.values()]}")
     fig, axes = plt.subplots(1, len(named), figsize=(2.6 * len(named) + 0.4, 3.0), squeeze=False)
     for ax, (name, m) in zip(axes[0], named.items()):
-        m = np.asarray(m, dtype=float)
         ax.imshow(m, cmap="Greys", vmin=0, vmax=1.4)
         ax.set_xticks(range(m.shape[1]))
         ax.set_yticks(range(m.shape[0]))

@@ -13,12 +13,26 @@ from collections import defaultdict
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from textbook_lm.attention import AdditiveScore, attend_explicit, scaled_dot_scores
 from textbook_lm.data.tasks import BOS, EOS, PAD, Task
+from textbook_lm.checks import check_int
+from textbook_lm.utils import cross_entropy, eval_mode
 
 __all__ = ["PairData", "RNNSeq2Seq", "greedy", "exact_match", "accuracy_by_length"]
+
+
+
+
+def _check_ids(name: str, ids: torch.Tensor, vocab: int) -> None:
+    """``ids``: an integer ``(B, T)`` tensor with every id in ``[0, vocab)``."""
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of token ids, got "
+                        f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+    if ids.dim() != 2 or ids.size(1) == 0:
+        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
+    if ids.min() < 0 or ids.max() >= vocab:
+        raise ValueError(f"{name} must be token ids in [0, {vocab}), got {ids.min().item()}..{ids.max().item()}")
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -38,10 +52,13 @@ class PairData:
 
     def __init__(self, task: Task, examples: list[tuple[list[str], list[str]]] | None = None,
                  exclude: set | None = None, eval_batch: int = 250):
-        self.task, self.examples, self.eval_batch = task, examples, eval_batch
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be a data.tasks.Task (e.g. tasks.Reverse()), got {type(task).__name__}")
+        if examples is not None and (not isinstance(examples, (list, tuple)) or not examples
+                                     or not all(isinstance(e, (list, tuple)) and len(e) == 2 for e in examples)):
+            raise ValueError("examples must be a non-empty list of (source, target) pairs, e.g. task.examples(n, seed)")
+        self.task, self.examples, self.eval_batch = task, examples, check_int("eval_batch", eval_batch)
         self.exclude = set(exclude or ())
-        if examples is not None and not examples:
-            raise ValueError("examples is an empty list")
 
     def collate(self, pairs: list[tuple[list[str], list[str]]]):
         src = _pad([self.task.encode_src(s) for s, _ in pairs], PAD)
@@ -51,6 +68,7 @@ class PairData:
     def batch(self, batch_size: int, seq_len: int | None = None, mode: str = "random",
               generator: torch.Generator | None = None):
         """A random batch (``seq_len`` and ``mode`` are ignored: lengths come from the task)."""
+        check_int("batch_size", batch_size)
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
         rng = random.Random(seed)
         if self.examples is not None:
@@ -65,7 +83,9 @@ class PairData:
     def windows(self, seq_len: int | None = None, max_windows: int | None = None):
         """The fixed examples in order, ``eval_batch`` at a time (for deterministic evaluation)."""
         if self.examples is None:
-            raise ValueError("windows() needs a fixed list of examples")
+            raise ValueError("windows() needs a fixed list of examples: PairData(task, examples)")
+        if max_windows is not None:
+            check_int("max_windows", max_windows, 0)
         out = []
         for i in range(0, len(self.examples), self.eval_batch):
             out.append(self.collate(self.examples[i: i + self.eval_batch]))
@@ -93,6 +113,9 @@ class RNNSeq2Seq(nn.Module):
         super().__init__()
         if attention not in (None, "additive", "dot"):
             raise ValueError(f"attention must be None, 'additive' or 'dot', got {attention!r}")
+        for name, v, low in (("src_vocab", src_vocab, EOS + 2), ("tgt_vocab", tgt_vocab, EOS + 2),
+                             ("d_emb", d_emb, 1), ("d_hidden", d_hidden, 1)):
+            check_int(name, v, low)            # a vocabulary holds <pad>, <s>, </s> and at least one symbol
         H = d_hidden
         self.attention = attention
         self.src_embed = nn.Embedding(src_vocab, d_emb, padding_idx=PAD)
@@ -106,8 +129,12 @@ class RNNSeq2Seq(nn.Module):
         self.last_weights: torch.Tensor | None = None
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``src (B, S)`` -> memory ``(B, S, H)``, mask ``(B, 1, S)`` (True at real tokens), summary ``(B, H)``."""
+        """``src (B, S)`` -> memory ``(B, S, H)``, mask ``(B, 1, S)`` (True at real tokens), summary ``(B, H)``.
+        Every source needs at least one token that is not padding."""
+        _check_ids("src", src, self.src_embed.num_embeddings)
         mask = src != PAD
+        if not mask.any(1).all():
+            raise ValueError("every source needs at least one non-padding token; got an all-padding row")
         lengths = mask.sum(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(self.src_embed(src), lengths, batch_first=True,
                                                    enforce_sorted=False)
@@ -119,6 +146,10 @@ class RNNSeq2Seq(nn.Module):
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor,
                summary: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoding: ``tgt_in (B, T)`` -> logits ``(B, T, tgt_vocab)``."""
+        _check_ids("tgt_in", tgt_in, self.tgt_embed.num_embeddings)
+        if tgt_in.size(0) != memory.size(0):
+            raise ValueError(f"tgt_in {tuple(tgt_in.shape)} and the encoded source {tuple(memory.shape)} "
+                             f"need the same batch size")
         emb = self.tgt_embed(tgt_in)                                               # (B, T, E)
         s, logits, weights = summary, [], []
         for t in range(tgt_in.size(1)):
@@ -138,8 +169,10 @@ class RNNSeq2Seq(nn.Module):
         return self.decode(tgt_in, *self.encode(src))
 
     def loss(self, x: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        logits = self(*x)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+        """Mean cross-entropy (nats per scored target token; -100 in ``y`` is ignored)."""
+        if not isinstance(x, (tuple, list)) or len(x) != 2:
+            raise TypeError("x must be the pair (src, tgt_in), as PairData batches give it")
+        return cross_entropy(self(*x), y)
 
 
 @torch.no_grad()
@@ -147,28 +180,35 @@ def greedy(model: nn.Module, src: torch.Tensor, max_len: int) -> torch.Tensor:
     """Greedy decoding: ``src (B, S)`` -> ids ``(B, <= max_len + 1)`` starting with ``<s>``.
 
     Each step re-runs the decoder on the prefix so far and appends the most likely token;
-    stops when every sequence has produced ``</s>``.
+    stops when every sequence has produced ``</s>``. ``max_len`` >= 1.
     """
-    was = model.training
-    model.eval()
+    if not all(callable(getattr(model, f, None)) for f in ("encode", "decode")) or not isinstance(model, nn.Module):
+        raise TypeError(f"greedy needs a seq2seq model with encode() and decode(), got {type(model).__name__}")
+    if not isinstance(src, torch.Tensor) or src.dim() != 2:
+        raise ValueError(f"src must be a (B, S) tensor of token ids, got {getattr(src, 'shape', type(src).__name__)}")
+    check_int("max_len", max_len)
     dev = next(model.parameters()).device
     src = src.to(dev)
-    state = model.encode(src)
-    ys = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=dev)
-    done = torch.zeros(src.size(0), dtype=torch.bool, device=dev)
-    for _ in range(max_len):
-        nxt = model.decode(ys, *state)[:, -1].argmax(-1)
-        nxt = nxt.masked_fill(done, PAD)
-        ys = torch.cat([ys, nxt[:, None]], dim=1)
-        done |= nxt == EOS
-        if done.all():
-            break
-    model.train(was)
+    with eval_mode(model):
+        state = model.encode(src)
+        ys = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=dev)
+        done = torch.zeros(src.size(0), dtype=torch.bool, device=dev)
+        for _ in range(max_len):
+            nxt = model.decode(ys, *state)[:, -1].argmax(-1)
+            nxt = nxt.masked_fill(done, PAD)
+            ys = torch.cat([ys, nxt[:, None]], dim=1)
+            done |= nxt == EOS
+            if done.all():
+                break
     return ys
 
 
 def exact_match(model: nn.Module, data: PairData, batch_size: int = 250) -> list[bool]:
-    """For each fixed example of ``data``: did greedy decoding produce exactly the target?"""
+    """For each fixed example of ``data`` (a :class:`PairData` with examples): did greedy
+    decoding produce exactly the target?"""
+    if not isinstance(data, PairData) or data.examples is None:
+        raise TypeError("data must be a PairData with a fixed list of examples: PairData(task, examples)")
+    check_int("batch_size", batch_size)
     task, hits = data.task, []
     for i in range(0, len(data.examples), batch_size):
         chunk = data.examples[i: i + batch_size]

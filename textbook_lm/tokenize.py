@@ -14,11 +14,13 @@ Round-trip guarantees (each is a property test over arbitrary Unicode text):
   (:func:`split_words`) and do not keep the original spacing: ``decode(encode(s)) ==
   tok.normalize(s)``, where ``normalize`` joins the words with single spaces (none between
   two CJK characters) and replaces unknown words by the unknown token.
-* Unknown input never crashes any of them.
+* Unknown input never crashes any of them; input of the wrong type (``encode(None)``, ids
+  that are not ints) raises ``TypeError``, ids outside the vocabulary ``ValueError``.
 """
 from __future__ import annotations
 
 import json
+import operator
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -26,43 +28,23 @@ from typing import Iterable, Sequence
 import regex
 
 from textbook_lm import hub
+from textbook_lm.checks import check_int
 from textbook_lm.bpe import apply_merges, learn_merges, merge_pair
+from textbook_lm.pretokenize import GPT2_PATTERN, MAX_PIECE, check_text, join_words, split_words
 
 __all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "WordPieceTokenizer",
-           "GPT2_PATTERN", "split_words", "learn_merges", "merge_pair", "load", "from_dict", "from_pretrained"]
-
-# GPT-2's pre-tokenization: contractions, letters, numbers, other symbols, each with at most
-# one leading space, and runs of whitespace. BPE merges never cross these boundaries.
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-_WORD_RE = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|[^\W\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+|[^\w\s]")
-_CJK_RE = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
-
-
-def split_words(text: str, lowercase: bool = False) -> list[str]:
-    """Words, single punctuation marks/symbols, and single CJK characters; whitespace dropped.
-
-    Chinese and Japanese are written without spaces, so each of their characters is a word here.
-    """
-    return _WORD_RE.findall(text.lower() if lowercase else text)
-
-
-def _join_words(words: Sequence[str]) -> str:
-    """Join words with single spaces, except between two CJK characters."""
-    out: list[str] = []
-    for w in words:
-        if out and not (_CJK_RE.fullmatch(out[-1][-1:] or "x") and _CJK_RE.fullmatch(w[:1] or "x")):
-            out.append(" ")
-        out.append(w)
-    return "".join(out)
-
+           "GPT2_PATTERN", "MAX_PIECE", "split_words", "learn_merges", "merge_pair", "load", "from_dict",
+           "from_pretrained"]
 
 class Tokenizer:
     """Common interface. Subclasses set ``self.itos`` (id -> token string) and ``self.specials``."""
 
     kind = "base"
 
-    def __init__(self, specials: Sequence[str] = ()):
-        self.specials = list(specials)
+    def __init__(self, specials: Sequence[str] = (), unk: str | None = None):
+        if isinstance(specials, str) or not all(isinstance(t, str) and t for t in specials):
+            raise TypeError(f"specials must be a list of non-empty strings, e.g. ['<pad>'], got {specials!r}")
+        self.specials = ([unk] if unk else []) + [s for s in specials if s != unk]   # the unknown token first
         self.itos: list[str] = []
 
     @property
@@ -80,6 +62,7 @@ class Tokenizer:
 
     def _split_specials(self, text: str) -> list[tuple[bool, str]]:
         """Cut ``text`` into (is_special, chunk) pieces: special-token strings are matched first."""
+        check_text(text)
         if not self.specials:
             return [(False, text)]
         if getattr(self, "_special_re", None) is None:
@@ -94,7 +77,13 @@ class Tokenizer:
         return [self.itos[i] for i in self.encode(text)]
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
-        ids = [int(i) for i in ids]
+        """``ids`` as a list of ints in ``[0, vocab_size)`` (numpy and 0-d torch ints allowed)."""
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids must be a sequence of integer token ids, not a string")
+        try:
+            ids = [operator.index(i) for i in ids]
+        except TypeError as err:
+            raise TypeError(f"ids must be a sequence of integer token ids: {err}") from None
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
             raise ValueError(f"token ids must lie in [0, {self.vocab_size}); got {bad[:5]}")
@@ -127,17 +116,20 @@ class CharTokenizer(Tokenizer):
     UNK = "<unk>"
 
     def __init__(self, chars: Iterable[str], specials: Sequence[str] = ()):
-        super().__init__([self.UNK, *[s for s in specials if s != self.UNK]])
-        self.itos = self.specials + sorted(set(chars) - set(self.specials))
+        super().__init__(specials, self.UNK)
+        chars = set(chars)
+        if not all(isinstance(c, str) and len(c) == 1 for c in chars):
+            raise ValueError(f"chars must be single characters, got {sorted(map(repr, chars))[:5]}")
+        self.itos = self.specials + sorted(chars - set(self.specials))
         self.stoi = {c: i for i, c in enumerate(self.itos)}
 
     @classmethod
     def train(cls, text: str, specials: Sequence[str] = ()) -> "CharTokenizer":
-        return cls(set(text), specials)
+        return cls(set(check_text(text)), specials)
 
     def encode(self, text: str) -> list[int]:
         unk = self.stoi[self.UNK]
-        return [self.stoi.get(c, unk) for c in text]
+        return [self.stoi.get(c, unk) for c in check_text(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
         return "".join("\ufffd" if i == 0 else self.itos[i] for i in self._check_ids(ids))
@@ -154,7 +146,7 @@ class WordTokenizer(Tokenizer):
     UNK = "<unk>"
 
     def __init__(self, words: Iterable[str], specials: Sequence[str] = (), lowercase: bool = False):
-        super().__init__([self.UNK, *[s for s in specials if s != self.UNK]])
+        super().__init__(specials, self.UNK)
         self.lowercase = lowercase
         self.itos = self.specials + [w for w in dict.fromkeys(words) if w not in self.specials]
         self.stoi = {w: i for i, w in enumerate(self.itos)}
@@ -163,6 +155,9 @@ class WordTokenizer(Tokenizer):
     def train(cls, text: str, max_vocab: int | None = None, min_count: int = 1, specials: Sequence[str] = (),
               lowercase: bool = False) -> "WordTokenizer":
         """Keep the ``max_vocab`` most frequent words seen at least ``min_count`` times (ties: first seen)."""
+        check_int("min_count", min_count, 1)
+        if max_vocab is not None:
+            check_int("max_vocab", max_vocab, 1)
         counts = Counter(split_words(text, lowercase))
         words = [w for w, c in counts.most_common(max_vocab) if c >= min_count]
         return cls(words, specials, lowercase)
@@ -175,7 +170,7 @@ class WordTokenizer(Tokenizer):
         return out
 
     def decode(self, ids: Iterable[int]) -> str:
-        return _join_words([self.itos[i] for i in self._check_ids(ids)])
+        return join_words([self.itos[i] for i in self._check_ids(ids)])
 
     def normalize(self, text: str) -> str:
         """What ``decode(encode(text))`` returns: the words, unknown ones as ``<unk>``, re-joined."""
@@ -183,7 +178,7 @@ class WordTokenizer(Tokenizer):
         for special, chunk in self._split_specials(text):
             words += [chunk] if special else [w if w in self.stoi else self.UNK
                                               for w in split_words(chunk, self.lowercase)]
-        return _join_words(words)
+        return join_words(words)
 
     def _state(self) -> dict:
         return {"lowercase": self.lowercase, "words": self.itos[len(self.specials):]}
@@ -203,7 +198,13 @@ class BPETokenizer(Tokenizer):
     def __init__(self, merges: Sequence[tuple[int, int]], specials: Sequence[str] = (), pattern: str = GPT2_PATTERN):
         super().__init__(specials)
         self.merges = [tuple(m) for m in merges]
-        self.pattern, self._re = pattern, regex.compile(pattern)
+        for r, m in enumerate(self.merges):   # merge r makes token 256 + r from two earlier tokens
+            if len(m) != 2 or not all(isinstance(i, int) and 0 <= i < 256 + r for i in m):
+                raise ValueError(f"merge {r} must be a pair of earlier token ids in [0, {256 + r}), got {m}")
+        try:
+            self.pattern, self._re = pattern, regex.compile(pattern)
+        except (regex.error, TypeError) as err:
+            raise ValueError(f"pattern is not a valid regular expression: {err}") from None
         self.ranks = {m: r for r, m in enumerate(self.merges)}
         self.bytes_of = [bytes([b]) for b in range(256)]
         for a, b in self.merges:
@@ -217,12 +218,20 @@ class BPETokenizer(Tokenizer):
     def train(cls, text: str, vocab_size: int, specials: Sequence[str] = (), min_frequency: int = 2,
               pattern: str = GPT2_PATTERN) -> "BPETokenizer":
         """Learn ``vocab_size - 256 - len(specials)`` merges from ``text`` (fewer if pairs run out)."""
-        n_merges = vocab_size - 256 - len(specials)
+        n_merges = check_int("vocab_size", vocab_size, 0) - 256 - len(specials)
         if n_merges < 0:
-            raise ValueError(f"vocab_size must be at least 256 + {len(specials)} specials, got {vocab_size}")
-        counts = Counter(regex.findall(pattern, _strip_specials(text, specials)))
+            raise ValueError(f"vocab_size must be at least the 256 bytes + {len(specials)} specials, got {vocab_size}")
+        check_int("min_frequency", min_frequency, 1)
+        tok = cls([], specials, pattern)                 # checks specials and pattern
+        text = "".join(" " if special else chunk for special, chunk in tok._split_specials(text))   # no merges
+        counts = Counter(tok._pieces(text))                                                         # into specials
         words = [list(w.encode("utf-8", errors="surrogatepass")) for w in counts]
         return cls(learn_merges(words, list(counts.values()), n_merges, 256, min_frequency), specials, pattern)
+
+    def _pieces(self, text: str) -> Iterable[str]:
+        """Pre-tokens of ``text``, each cut into chunks of at most :data:`MAX_PIECE` characters."""
+        for piece in self._re.findall(text):
+            yield from (piece[i:i + MAX_PIECE] for i in range(0, len(piece), MAX_PIECE))
 
     def _encode_piece(self, piece: str) -> list[int]:
         ids = self._cache.get(piece)
@@ -235,11 +244,11 @@ class BPETokenizer(Tokenizer):
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
         """Token ids of ``text``. With ``allow_special=False`` special-token strings are plain text."""
         out: list[int] = []
-        for special, chunk in self._split_specials(text) if allow_special else [(False, text)]:
+        for special, chunk in self._split_specials(text) if allow_special else [(False, check_text(text))]:
             if special:
                 out.append(self.special_ids[chunk])
             else:
-                for piece in self._re.findall(chunk):
+                for piece in self._pieces(chunk):
                     out.extend(self._encode_piece(piece))
         return out
 
@@ -265,12 +274,6 @@ def _decode_bytes(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def _strip_specials(text: str, specials: Sequence[str]) -> str:
-    for s in specials:
-        text = text.replace(s, " ")
-    return text
-
-
 # ---------------------------------------------------------------------------- WordPiece
 class WordPieceTokenizer(Tokenizer):
     """WordPiece as in BERT: words (see :func:`split_words`) cut greedily into the longest
@@ -287,23 +290,31 @@ class WordPieceTokenizer(Tokenizer):
 
     def __init__(self, vocab: Iterable[str], specials: Sequence[str] = ("[PAD]", "[CLS]", "[SEP]", "[MASK]"),
                  lowercase: bool = True, max_chars: int = 100):
-        super().__init__([self.UNK, *[s for s in specials if s != self.UNK]])
-        self.lowercase, self.max_chars = lowercase, max_chars
+        super().__init__(specials, self.UNK)
+        self.lowercase, self.max_chars = lowercase, check_int("max_chars", max_chars, 1)
         self.itos = self.specials + [v for v in dict.fromkeys(vocab) if v not in self.specials]
         self.stoi = {v: i for i, v in enumerate(self.itos)}
 
     @classmethod
     def train(cls, text: str, vocab_size: int, lowercase: bool = True, min_frequency: int = 2,
-              specials: Sequence[str] = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")) -> "WordPieceTokenizer":
-        counts = Counter(split_words(text, lowercase))
+              specials: Sequence[str] = ("[PAD]", "[CLS]", "[SEP]", "[MASK]"),
+              max_chars: int = 100) -> "WordPieceTokenizer":
+        """``vocab_size`` pieces: the text's characters (first and ``##``), specials, ``[UNK]``,
+        then BPE merges. Words longer than ``max_chars`` are left out (they encode as ``[UNK]``)."""
+        check_int("min_frequency", min_frequency, 1)
+        check_int("max_chars", max_chars, 1)
+        counts = Counter(w for w in split_words(text, lowercase) if len(w) <= max_chars)
         alphabet = sorted({c for w in counts for c in w[:1]} | {"##" + c for w in counts for c in w[1:]})
         sid = {s: i for i, s in enumerate(alphabet)}
         words = [[sid[w[0]]] + [sid["##" + c] for c in w[1:]] for w in counts]
-        n_merges = max(vocab_size - len(alphabet) - len(specials) - 1, 0)
+        n_merges = check_int("vocab_size", vocab_size, 1) - len(alphabet) - len(set(specials) | {cls.UNK})
+        if n_merges < 0:
+            raise ValueError(f"vocab_size={vocab_size} is smaller than the base alphabet of this text: "
+                             f"{len(alphabet)} pieces + {len(set(specials) | {cls.UNK})} specials")
         pieces = list(alphabet)
         for a, b in learn_merges(words, list(counts.values()), n_merges, len(alphabet), min_frequency):
             pieces.append(pieces[a] + pieces[b][2:])
-        return cls(pieces, specials, lowercase)
+        return cls(pieces, specials, lowercase, max_chars)
 
     def _cut(self, word: str) -> list[str]:
         if len(word) > self.max_chars:
@@ -337,7 +348,7 @@ class WordPieceTokenizer(Tokenizer):
                 words[-1] += piece[2:]
             else:
                 words.append(piece)
-        return _join_words(words)
+        return join_words(words)
 
     def normalize(self, text: str) -> str:
         """What ``decode(encode(text))`` returns: words re-joined by single spaces, lowercased if
@@ -346,7 +357,7 @@ class WordPieceTokenizer(Tokenizer):
         for special, chunk in self._split_specials(text):
             words += [chunk] if special else [w if self._cut(w) != [self.UNK] else self.UNK
                                               for w in split_words(chunk, self.lowercase)]
-        return _join_words(words)
+        return join_words(words)
 
     def _state(self) -> dict:
         return {"lowercase": self.lowercase, "max_chars": self.max_chars, "vocab": self.itos[len(self.specials):]}
@@ -356,28 +367,23 @@ def from_dict(state: dict) -> Tokenizer:
     """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` (the content of its JSON file)."""
     if not isinstance(state, dict):
         raise TypeError(f"a tokenizer state is a dict, got {type(state).__name__}")
-    kind, specials = state.get("type"), state.get("specials", [])
-    if kind == "char":
-        return CharTokenizer(state["chars"], specials)
-    if kind == "word":
-        return WordTokenizer(state["words"], specials, state["lowercase"])
-    if kind == "bpe":
-        return BPETokenizer([tuple(m) for m in state["merges"]], specials, state["pattern"])
-    if kind == "wordpiece":
-        return WordPieceTokenizer(state["vocab"], specials, state["lowercase"], state["max_chars"])
+    kind, sp = state.get("type"), state.get("specials", [])
+    build = {"char": lambda: CharTokenizer(state["chars"], sp),
+             "word": lambda: WordTokenizer(state["words"], sp, state["lowercase"]),
+             "bpe": lambda: BPETokenizer([tuple(m) for m in state["merges"]], sp, state["pattern"]),
+             "wordpiece": lambda: WordPieceTokenizer(state["vocab"], sp, state["lowercase"], state["max_chars"])}
+    if kind in build:
+        return build[kind]()
     raise ValueError(f"unknown tokenizer type {kind!r}; expected char, word, bpe or wordpiece")
 
 
 def load(path: str | Path) -> Tokenizer:
-    """Read a tokenizer JSON file written by :meth:`Tokenizer.save`."""
+    """Read a tokenizer JSON file written by :meth:`Tokenizer.save` (``FileNotFoundError`` if
+    there is none, ``ValueError`` if it is not a tokenizer file)."""
     try:
-        state = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+        return from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a tokenizer JSON file ({e})") from None
-    try:
-        return from_dict(state)
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: {e}") from None
 
 
 def from_pretrained(name_or_dir: str | Path) -> Tokenizer:

@@ -7,7 +7,10 @@ with LayerNorm before (pre-LN) or after (post-LN) each residual branch. Then sta
 :class:`Encoder`, :class:`Decoder`, and the encoder-decoder :class:`Transformer` for
 sequence-to-sequence tasks. BERT and GPT are built from the same blocks.
 
-Shapes: B batch, T sequence length, C = d_model. Token id 0 is padding (``pad_id``).
+Shapes: B batch, T sequence length, C = n_embd. Token id 0 is padding (``pad_id``).
+Config names follow GPT-2 / nanoGPT, as in ``bert`` and ``gpt``: ``n_layer``, ``n_head``,
+``n_embd``, ``block_size``. (The layers themselves keep PyTorch-style arguments:
+``Block(d_model, n_heads, ...)``, ``MultiHeadAttention(d_model, n_heads, ...)``.)
 Every attention map can be recorded with ``attention.record(model)`` without changing any
 output.
 """
@@ -21,15 +24,35 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from textbook_lm.attention import MultiHeadAttention, padding_mask
+from textbook_lm.checks import check_int
+from textbook_lm.utils import cross_entropy
 
 __all__ = ["SinusoidalPositions", "LearnedPositions", "Rotary", "FeedForward", "Block", "Encoder", "Decoder",
-           "TransformerConfig", "Transformer", "count_parameters", "flops_per_token"]
+           "TransformerConfig", "Transformer", "flops_per_token"]
+
+POSITIONS = ("sinusoidal", "learned", "rotary", "none")
+
+
+
+
+def _check_ids(ids: torch.Tensor, vocab: int) -> None:
+    """Token ids: an integer tensor ``(B, T)`` with every id in ``[0, vocab)``."""
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"token ids must be an integer tensor, got "
+                        f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+    if ids.dim() != 2:
+        raise ValueError(f"token ids must have shape (B, T), got {tuple(ids.shape)}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab):
+        raise ValueError(f"token ids must be in [0, {vocab}), got {ids.min().item()}..{ids.max().item()}")
 
 
 # ----------------------------------------------------------------------------- positions
-def _check_length(t: int, max_len: int) -> None:
-    if t > max_len:
-        raise ValueError(f"sequence of length {t} is longer than the model's max_len={max_len}")
+def _check_length(offset: int, t: int, max_len: int) -> None:
+    if offset < 0:
+        raise ValueError(f"position offset must be >= 0, got {offset}")
+    if offset + t > max_len:
+        raise ValueError(f"sequence of length {offset + t} is longer than the model's context window "
+                         f"(block_size={max_len} positions)")
 
 
 class SinusoidalPositions(nn.Module):
@@ -37,6 +60,8 @@ class SinusoidalPositions(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
+        check_int("d_model", d_model)
+        check_int("max_len", max_len)
         pos = torch.arange(max_len, dtype=torch.float32)[:, None]                       # (T, 1)
         freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
         pe = torch.zeros(max_len, d_model)
@@ -46,7 +71,7 @@ class SinusoidalPositions(nn.Module):
         self.max_len = max_len
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:               # (B, T, C) -> (B, T, C)
-        _check_length(offset + x.size(1), self.max_len)
+        _check_length(offset, x.size(1), self.max_len)
         return x + self.pe[offset: offset + x.size(1)]
 
 
@@ -55,6 +80,8 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
+        check_int("d_model", d_model)
+        check_int("max_len", max_len)
         self.table = nn.Embedding(max_len, d_model)
         nn.init.normal_(self.table.weight, std=0.02)
         self.max_len = max_len
@@ -64,7 +91,7 @@ class LearnedPositions(nn.Module):
         return self.table.weight
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        _check_length(offset + x.size(1), self.max_len)
+        _check_length(offset, x.size(1), self.max_len)
         return x + self.table(torch.arange(offset, offset + x.size(1), device=x.device))
 
 
@@ -78,6 +105,8 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, max_len: int = 512, base: float = 10000.0):
         super().__init__()
+        check_int("head_dim", head_dim)
+        check_int("max_len", max_len)
         if head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
         theta = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (D/2,)
@@ -88,7 +117,7 @@ class Rotary(nn.Module):
 
     def forward(self, t: torch.Tensor, offset: int = 0) -> torch.Tensor:               # (B, H, T, D) -> same
         T = t.size(-2)
-        _check_length(offset + T, self.max_len)
+        _check_length(offset, T, self.max_len)
         cos, sin = self.cos[offset: offset + T].to(t.dtype), self.sin[offset: offset + T].to(t.dtype)
         a, b = t.chunk(2, dim=-1)
         return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
@@ -104,6 +133,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu", bias: bool = True):
         super().__init__()
+        check_int("d_model", d_model)
+        check_int("d_ff", d_ff)
         if activation not in ("gelu", "gelu_tanh"):
             raise ValueError(f"activation must be 'gelu' or 'gelu_tanh', got {activation!r}")
         self.up, self.down = nn.Linear(d_model, d_ff, bias=bias), nn.Linear(d_ff, d_model, bias=bias)
@@ -125,7 +156,7 @@ class Block(nn.Module):
                  norm_first: bool = True, cross: bool = False, rotary: nn.Module | None = None,
                  eps: float = 1e-5, activation: str = "gelu", bias: bool = True):
         super().__init__()
-        d_ff = d_ff or 4 * d_model
+        d_ff = 4 * d_model if d_ff is None else d_ff
         self.norm_first = norm_first
         self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary)
         self.ln_attn = nn.LayerNorm(d_model, eps=eps, bias=bias)
@@ -149,28 +180,53 @@ class Block(nn.Module):
             if memory is None:
                 raise ValueError("this block has cross-attention: pass the encoder output as `memory`")
             x = self._residual(x, self.ln_cross, lambda h: self.cross(h, memory, mask=memory_mask)[0])
+        elif memory is not None:
+            raise ValueError("this block has no cross-attention (cross=False) but `memory` was given")
         return self._residual(x, self.ln_ffn, self.ffn)
 
 
 # ----------------------------------------------------------------------------- stacks
 @dataclass
 class TransformerConfig:
+    """Sizes of the encoder-decoder :class:`Transformer`, named as in ``gpt`` and ``bert``."""
+
     src_vocab: int
     tgt_vocab: int
-    d_model: int = 64
-    n_heads: int = 4
-    n_encoder_layers: int = 2
-    n_decoder_layers: int = 2
-    d_ff: int | None = None          # None: 4 * d_model
-    dropout: float = 0.0
-    max_len: int = 128
-    positions: str = "sinusoidal"    # "sinusoidal", "learned", "rotary" or "none"
-    norm_first: bool = True          # pre-LN (True) or post-LN (False)
-    pad_id: int = 0
+    n_embd: int = 64                    # C, the model width
+    n_head: int = 4                     # attention heads per layer (n_embd must be divisible by it)
+    n_layer: int = 2                    # encoder layers
+    n_decoder_layer: int | None = None  # decoder layers (None: the same as n_layer)
+    d_ff: int | None = None             # feed-forward width (None: 4 * n_embd)
+    dropout: float = 0.0                # in [0, 1)
+    block_size: int = 128               # the longest source or target sequence (positions)
+    positions: str = "sinusoidal"       # "sinusoidal", "learned", "rotary" or "none"
+    norm_first: bool = True             # pre-LN (True) or post-LN (False)
+    pad_id: int = 0                     # padding token id, in both vocabularies
 
     def __post_init__(self):
-        if self.positions not in ("sinusoidal", "learned", "rotary", "none"):
-            raise ValueError(f"positions must be 'sinusoidal', 'learned', 'rotary' or 'none', got {self.positions!r}")
+        for name in ("src_vocab", "tgt_vocab", "n_embd", "n_head", "n_layer", "block_size"):
+            check_int(name, getattr(self, name))
+        for name in ("n_decoder_layer", "d_ff"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name))
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"rotary positions need an even head size, got n_embd / n_head = "
+                             f"{self.n_embd // self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_int("pad_id", self.pad_id, 0)
+        if self.pad_id >= min(self.src_vocab, self.tgt_vocab):
+            raise ValueError(f"pad_id={self.pad_id} must be an id of both vocabularies "
+                             f"(src_vocab={self.src_vocab}, tgt_vocab={self.tgt_vocab})")
+
+    @property
+    def decoder_layers(self) -> int:
+        """The number of decoder layers: ``n_decoder_layer``, or ``n_layer`` when that is None."""
+        return self.n_layer if self.n_decoder_layer is None else self.n_decoder_layer
 
 
 class _Stack(nn.Module):
@@ -178,20 +234,24 @@ class _Stack(nn.Module):
 
     def __init__(self, cfg: TransformerConfig, vocab: int, n_layers: int, cross: bool):
         super().__init__()
-        C = cfg.d_model
+        if not isinstance(cfg, TransformerConfig):
+            raise TypeError(f"cfg must be a TransformerConfig, got {type(cfg).__name__}")
+        check_int("vocab", vocab)
+        C = cfg.n_embd
         self.embed = nn.Embedding(vocab, C, padding_idx=cfg.pad_id)
         nn.init.normal_(self.embed.weight, std=1.0)
         self.positions = {"sinusoidal": SinusoidalPositions, "learned": LearnedPositions}.get(
-            cfg.positions, lambda *a: None)(C, cfg.max_len)
-        rotary = Rotary(C // cfg.n_heads, cfg.max_len) if cfg.positions == "rotary" else None
-        self.layers = nn.ModuleList(Block(C, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.norm_first, cross, rotary)
+            cfg.positions, lambda *a: None)(C, cfg.block_size)
+        rotary = Rotary(C // cfg.n_head, cfg.block_size) if cfg.positions == "rotary" else None
+        self.layers = nn.ModuleList(Block(C, cfg.n_head, cfg.d_ff, cfg.dropout, cfg.norm_first, cross, rotary)
                                     for _ in range(n_layers))
         self.ln_final = nn.LayerNorm(C) if cfg.norm_first else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout)
-        self.max_len = cfg.max_len
+        self.block_size, self.vocab = cfg.block_size, vocab
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        _check_length(ids.size(1), self.max_len)
+        _check_ids(ids, self.vocab)
+        _check_length(0, ids.size(1), self.block_size)
         x = self.embed(ids)                                            # (B, T, C)
         return self.drop(x if self.positions is None else self.positions(x))
 
@@ -200,7 +260,7 @@ class Encoder(_Stack):
     """Bidirectional self-attention over the source; padding keys are masked out."""
 
     def __init__(self, cfg: TransformerConfig, vocab: int | None = None):
-        super().__init__(cfg, vocab or cfg.src_vocab, cfg.n_encoder_layers, cross=False)
+        super().__init__(cfg, cfg.src_vocab if vocab is None else vocab, cfg.n_layer, cross=False)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:   # (B, T) -> (B, T, C)
         x = self.embed_tokens(ids)
@@ -213,7 +273,7 @@ class Decoder(_Stack):
     """Causal self-attention over the target so far, cross-attention to the encoder's output."""
 
     def __init__(self, cfg: TransformerConfig, vocab: int | None = None):
-        super().__init__(cfg, vocab or cfg.tgt_vocab, cfg.n_decoder_layers, cross=True)
+        super().__init__(cfg, cfg.tgt_vocab if vocab is None else vocab, cfg.decoder_layers, cross=True)
 
     def forward(self, ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embed_tokens(ids)
@@ -234,7 +294,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder, self.decoder = Encoder(cfg), Decoder(cfg)
-        self.head = nn.Linear(cfg.d_model, cfg.tgt_vocab)
+        self.head = nn.Linear(cfg.n_embd, cfg.tgt_vocab)
 
     def source_mask(self, src: torch.Tensor) -> torch.Tensor:
         return padding_mask(src == self.cfg.pad_id)                      # (B, 1, 1, S)
@@ -247,22 +307,19 @@ class Transformer(nn.Module):
         return self.head(self.decoder(tgt_in, memory, memory_mask))      # (B, T, tgt_vocab)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        if isinstance(src, torch.Tensor) and isinstance(tgt_in, torch.Tensor) and src.size(0) != tgt_in.size(0):
+            raise ValueError(f"src {tuple(src.shape)} and tgt_in {tuple(tgt_in.shape)} need the same batch size")
         return self.decode(tgt_in, *self.encode(src))
 
     def loss(self, x: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        logits = self(*x)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+        """Mean cross-entropy (nats per scored target token; -100 in ``y`` is ignored)."""
+        if not isinstance(x, (tuple, list)) or len(x) != 2:
+            raise TypeError("x must be the pair (src, tgt_in), as PairData batches give it")
+        return cross_entropy(self(*x), y)
 
 
 # ----------------------------------------------------------------------------- size and cost
-def count_parameters(model: nn.Module, embeddings: bool = True) -> int:
-    """Number of trainable parameters (optionally leaving out token and position embeddings)."""
-    skip = set()
-    if not embeddings:
-        skip = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    return sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in skip)
-
-
+# (parameter counts: ``textbook_lm.utils.count_params(model, embeddings=...)``)
 def flops_per_token(model: nn.Module, context: int) -> int:
     """Forward-pass FLOPs per token (multiply-add = 2 FLOPs), counting matrix products only.
 
@@ -272,6 +329,9 @@ def flops_per_token(model: nn.Module, context: int) -> int:
     ``context/2`` keys on average; this counts the full square, as the fused kernels do).
     Training costs about three times this (forward + backward), the "6 N" of Kaplan et al. (2020).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"flops_per_token needs a torch.nn.Module, got {type(model).__name__}")
+    check_int("context", context)
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
     attn = sum(2 * 2 * context * m.qkv.in_features for m in model.modules() if isinstance(m, MultiHeadAttention))
     return 2 * linear + attn

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["device", "seed", "show_source", "Source", "count_params", "init_weights", "eval_mode",
-           "cross_entropy", "check_config", "check_token_lists"]
+           "cross_entropy"]
 
 
 def device() -> torch.device:
@@ -147,42 +147,3 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = 
         flat = flat.float()
     out = F.cross_entropy(flat, targets.reshape(-1), ignore_index=-100, reduction=reduction)
     return out.view(targets.shape) if reduction == "none" else out
-
-
-def check_config(cfg, positive: tuple[str, ...] = (), optional_positive: tuple[str, ...] = (),
-                 fractions: tuple[str, ...] = (), choices: dict[str, tuple] | None = None) -> None:
-    """Validate a config dataclass in its ``__post_init__``: fields in ``positive`` must be
-    ints >= 1 (``optional_positive``: None or such an int), ``fractions`` floats in [0, 1)
-    (dropout rates), ``choices`` maps a field to its allowed values. Raises ``ValueError``
-    (``TypeError`` for a wrong type) naming the config, the field and what is allowed."""
-    name = type(cfg).__name__
-    for f in positive + optional_positive:
-        v = getattr(cfg, f)
-        if v is None and f in optional_positive:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name}.{f} must be an int, got {type(v).__name__} {v!r}")
-        if v < 1:
-            raise ValueError(f"{name}.{f} must be >= 1, got {v}")
-    for f in fractions:
-        v = getattr(cfg, f)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-            raise ValueError(f"{name}.{f} must be a number in [0, 1), got {v!r}")
-    for f, allowed in (choices or {}).items():
-        if getattr(cfg, f) not in allowed:
-            raise ValueError(f"{name}.{f} must be one of {allowed}, got {getattr(cfg, f)!r}")
-
-
-def check_token_lists(sentences, what: str = "sentences") -> None:
-    """Raise ``TypeError`` unless ``sentences`` is a list (or tuple) of token lists, each token
-    a string: a plain string where a list of tokens is expected would silently become
-    characters, so ``["the cat sat"]`` is refused (split it first: ``[s.split() for s in ...]``)."""
-    if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
-        raise TypeError(f"{what} must be a list of token lists, got {type(sentences).__name__}")
-    for s in sentences:
-        if isinstance(s, str) or not isinstance(s, (list, tuple)):
-            raise TypeError(f"{what} must be a list of token lists, but an item is a {type(s).__name__} "
-                            f"({str(s)[:40]!r}); split text into tokens first, e.g. text.split()")
-        for w in s:
-            if not isinstance(w, str):
-                raise TypeError(f"tokens must be strings, got {type(w).__name__} {w!r} in {what}")

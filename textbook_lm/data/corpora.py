@@ -7,12 +7,17 @@ Lookup order for a file ``<corpus>/<file>``:
 3. download from the pinned URL into the cache, with a progress bar.
 
 Every file is checked against its sha256 before use: a corrupted file is never used. A
-file that cannot be found or fetched raises :class:`DataNotFoundError`, which names the
-file, every place looked, and how to fix it.
+download goes to a temporary file beside its destination and is moved into the cache only
+when it is complete (as many bytes as the server announced) and its sha256 matches; a
+failed download (network error, incomplete, wrong checksum) is deleted and tried once
+more. A file that cannot be found or fetched raises :class:`DataNotFoundError`, which
+names the file, every place looked, and how to fix it; a download that arrives corrupted
+twice raises :class:`ChecksumError`.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -120,8 +125,13 @@ REGISTRY: dict[str, Corpus] = {
 }
 
 
+DOWNLOAD_ATTEMPTS = 2        # a failed download is retried once
+
+
 def get(name: str) -> Corpus:
     """The registry entry for corpus ``name`` (raises ``KeyError`` listing the known names)."""
+    if not isinstance(name, str):
+        raise TypeError(f"corpus name must be a string, got {type(name).__name__}")
     try:
         return REGISTRY[name]
     except KeyError:
@@ -134,7 +144,8 @@ def cache_dir() -> Path:
 
 
 def search_paths(corpus: str, filename: str) -> list[Path]:
-    """The places looked for ``corpus/filename``, in order."""
+    """The places looked for ``corpus/filename`` (a registered file), in order."""
+    get(corpus).file(filename)
     places = []
     env = os.environ.get("TEXTBOOK_LM_DATA")
     if env:
@@ -159,19 +170,31 @@ def _check(p: Path, spec: DataFile, corpus: str) -> None:
             f"{spec.sha256}. Delete it (or fix $TEXTBOOK_LM_DATA) and it will be downloaded again from {spec.url}.")
 
 
-def _download(spec: DataFile, dest: Path) -> None:
+def _download(spec: DataFile, dest: Path, corpus: str) -> None:
+    """Fetch ``spec.url`` into a temporary file beside ``dest``; move it to ``dest`` only if it
+    is complete and its sha256 matches. The temporary file never survives a failure."""
     from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".")
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
     try:
+        h, n = hashlib.sha256(), 0
         with urllib.request.urlopen(spec.url, timeout=30) as r, os.fdopen(fd, "wb") as out:
             total = int(r.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
                 for block in iter(lambda: r.read(1 << 16), b""):
                     out.write(block)
+                    h.update(block)
+                    n += len(block)
                     bar.update(len(block))
+        if total is not None and n != total:
+            raise OSError(f"incomplete download of {spec.url}: got {n:,} of {total:,} bytes")
+        if h.hexdigest() != spec.sha256:
+            raise ChecksumError(f"the download of {corpus}/{spec.name} from {spec.url} is corrupted or a different "
+                                f"version: sha256 {h.hexdigest()}, expected {spec.sha256}; nothing was kept")
         os.replace(tmp, dest)
+    except http.client.HTTPException as err:      # e.g. IncompleteRead: the connection broke
+        raise OSError(f"download of {spec.url} broke off: {err!r}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -191,16 +214,15 @@ def path(corpus: str, filename: str, download: bool = True) -> Path:
             return p
     dest = places[-1]
     error = "download disabled"
-    if download:
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1 if download else 1):
         try:
-            _download(spec, dest)
-            _check(dest, spec, corpus)
+            _download(spec, dest, corpus)
             return dest
         except ChecksumError:
-            dest.unlink(missing_ok=True)
-            raise
-        except OSError as err:  # URLError is an OSError
-            error = f"download failed: {err}"
+            if attempt == DOWNLOAD_ATTEMPTS:
+                raise
+        except OSError as err:  # URLError, timeouts and incomplete downloads are OSErrors
+            error = f"download failed (attempt {attempt} of {DOWNLOAD_ATTEMPTS}): {err}"
     looked = "\n  ".join(str(p) for p in places)
     raise DataNotFoundError(
         f"data file {corpus}/{filename} not found. Looked in:\n  {looked}\nand {error} ({spec.url}).\n"

@@ -24,6 +24,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from numbers import Real
+
+from textbook_lm.checks import check_int
 
 __all__ = ["TinyLang", "Sentence", "MinimalPair", "Splits", "entropy_rate", "benchmark", "EOS"]
 
@@ -42,6 +45,15 @@ _ADJECTIVES = ["old", "young", "small", "big", "happy", "quiet", "clever", "brav
 _ADVERBS = ["often", "never", "always", "also"]
 _PREPOSITIONS = ["near", "with", "behind", "beside"]
 _DETS = (["the", "a", "this", "every"], ["the", "some", "these", "many"])  # "the" has probability 1/2
+
+
+
+
+def _words(name: str, tokens) -> list[str]:
+    """A sentence as a list of words; a string (instead of its words) is refused."""
+    if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"{name} must be a list of words (e.g. 'the dog sleeps'.split()), got {tokens!r:.60}")
+    return list(tokens)
 
 
 def _zipf(k: int) -> list[float]:
@@ -131,8 +143,7 @@ class TinyLang:
     def __init__(self, max_depth: int = 2, rc_prob: float | tuple[float, ...] | None = None,
                  pp_prob: float | tuple[float, ...] | None = None, adj_prob: float = 0.3,
                  adv_prob: float = 0.15, object_rc_prob: float = 0.5, transitive_prob: float = 0.5):
-        if max_depth < 0:
-            raise ValueError(f"max_depth must be >= 0, got {max_depth}")
+        check_int("max_depth", max_depth, 0)
 
         def per_depth(p, default, name):
             if p is None:
@@ -144,7 +155,9 @@ class TinyLang:
 
         rc, pp = per_depth(rc_prob, (0.35, 0.2), "rc_prob"), per_depth(pp_prob, (0.15, 0.1), "pp_prob")
         for p in (*rc, *pp, adj_prob, adv_prob, object_rc_prob, transitive_prob):
-            if not 0.0 <= p <= 1.0:
+            if isinstance(p, bool) or not isinstance(p, Real):
+                raise TypeError(f"probabilities must be numbers, got {p!r}")
+            if not 0.0 <= p <= 1.0:                 # also refuses NaN
                 raise ValueError(f"probabilities must lie in [0, 1], got {p}")
         if any(a + b > 1 for a, b in zip(rc, pp)) or adv_prob >= 1:
             raise ValueError("rc_prob + pp_prob must be <= 1 at every depth, and adv_prob < 1")
@@ -249,7 +262,9 @@ class TinyLang:
 
     # ------------------------------------------------------------------ public API
     def sample(self, n: int, seed: int = 0) -> list[Sentence]:
-        """``n`` sentences, deterministic given ``seed``, each with its exact log-probability."""
+        """``n`` (>= 0) sentences, deterministic given the int ``seed``, each with its exact log-probability."""
+        check_int("n", n, 0)
+        check_int("seed", seed, 0)
         rng = random.Random(seed)
         out = []
         for _ in range(n):
@@ -259,8 +274,9 @@ class TinyLang:
         return out
 
     def logprob(self, tokens: list[str]) -> float:
-        """Exact natural-log probability of a sentence (without ``<eos>``); ``-inf`` if ungrammatical."""
-        toks = list(tokens)
+        """Exact natural-log probability of a sentence, a list of words (a final ``<eos>`` is
+        allowed); ``-inf`` if ungrammatical. A string instead of a list of words is refused."""
+        toks = _words("tokens", tokens)
         if toks and toks[-1] == EOS:
             toks = toks[:-1]
         r = _Reader(toks)
@@ -282,8 +298,10 @@ class TinyLang:
         only evidence for the verb's number is the subject, ``distance`` words back, and the
         numbers of the nouns in between are independent of it.
         """
-        if distance < 1:
-            raise ValueError(f"distance must be >= 1, got {distance}")
+        check_int("distance", distance, 1)
+        check_int("n", n, 1)
+        check_int("seed", seed, 0)
+        check_int("max_samples", max_samples, 1)
         rng = random.Random(seed * 7919 + distance)
         pairs, tries = [], 0
         while len(pairs) < n:
@@ -317,14 +335,23 @@ def entropy_rate(sentences: list[list[str]], logprobs: list[float]) -> float:
     """Exact cross-entropy of the true grammar on these sentences, in nats per token.
 
     Tokens are the words plus one ``<eos>`` per sentence; this is the floor for any model
-    scored with :func:`textbook_lm.metrics.score` on the same sentences.
+    scored with :func:`textbook_lm.metrics.score` on the same sentences. Needs one
+    log-probability (<= 0, not NaN) per sentence, and at least one sentence.
     """
+    if isinstance(sentences, str) or len(sentences) != len(logprobs) or not sentences:
+        raise ValueError(f"need one log-probability per sentence and at least one sentence, got "
+                         f"{len(sentences)} sentences and {len(logprobs)} log-probabilities")
+    if not all(lp <= 0 for lp in logprobs):        # also refuses NaN
+        raise ValueError("log-probabilities must be <= 0 (natural logs of probabilities), and not NaN")
     n_tokens = sum(len(s) + 1 for s in sentences)
     return -sum(logprobs) / n_tokens
 
 
 def benchmark(n_train: int = 20_000, n_valid: int = 2_000, n_test: int = 2_000) -> Splits:
-    """The book's TinyLang benchmark: fixed grammar, fixed seeds (1, 2, 3) for the three splits."""
+    """The book's TinyLang benchmark: fixed grammar, fixed seeds (1, 2, 3) for the three splits
+    (each of at least 1 sentence)."""
+    for name, n in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
+        check_int(name, n, 1)
     lang = TinyLang()
     tr, va, te = lang.sample(n_train, seed=1), lang.sample(n_valid, seed=2), lang.sample(n_test, seed=3)
     return Splits([s.tokens for s in tr], [s.tokens for s in va], [s.tokens for s in te],
