@@ -3,10 +3,15 @@
 SHELL   := /bin/bash
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed
-# torch is installed first, on its own, so that a machine can choose its build
-# (CI installs the CPU build: `make test TORCH="torch==2.13.0"` or pre-installs it).
-TORCH   ?= torch>=2.2,<3
+# torch is installed first, on its own, so that a machine can choose its build (pre-install it
+# in .venv, or e.g. `make test TORCH="torch==2.13.0"`). The default is pyproject.toml's range,
+# which pip resolves to its newest release; TORCH_OLDEST is the range's lower bound, on which
+# `make unit-oldest` runs the unit tests and `make runtime-check` the runtime-only check.
+# (tests/test_project.py keeps both equal to pyproject.toml.)
+TORCH        ?= torch>=2.13,<2.16
+TORCH_OLDEST ?= torch==2.13.0
+VENV_OLDEST  ?= $(VENV)/torch-oldest
+RUNTIME_NB   ?= book/01_ngrams.ipynb
 NB      ?= $(wildcard book/*.ipynb)
 # Development layout: the corpora in ../shared/data beside the checkout. Readers elsewhere
 # need nothing: the package downloads the corpora into ~/.cache/textbook_lm on first use.
@@ -16,35 +21,70 @@ ifeq ($(origin TEXTBOOK_LM_DATA), undefined)
   endif
 endif
 
-.PHONY: help setup book lab test unit nbval site execute stamp leaderboard clean
+.PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site execute stamp \
+        leaderboard clean
 
 help:
 	@echo "make book        build the static site into _build/html (from the notebooks' stored outputs)"
 	@echo "make lab         open JupyterLab on book/"
-	@echo "make test        unit tests + nbval over every notebook + warning-free site build"
+	@echo "make test        unit tests + runtime-only check + nbval over every notebook + warning-free site build"
+	@echo "make unit-oldest unit tests on the oldest torch the range allows (in $(VENV_OLDEST))"
 	@echo "make execute     re-execute notebooks in place in a fresh kernel (NB=book/01_ngrams.ipynb for one)"
 	@echo "make stamp       rewrite the shared setup cell at the top of every notebook"
-	@echo "make leaderboard recompute every stored leaderboard entry"
+	@echo "make leaderboard recompute every stored leaderboard entry (writes the package's copy)"
 
-$(STAMP): pyproject.toml
+# One recipe, two installs: `make book` and `make lab` need the `book` extra, everything else
+# (`make test` builds the site too) the `book` and `test` extras.
+define install
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
-	$(PY) -m pip install -e ".[test]"
-	touch $(STAMP)
+	$(PY) -m pip install -e ".[$(1)]"
+	touch $@
+endef
+BOOK_EXTRAS := book
+TEST_EXTRAS := book,test
 
-setup: $(STAMP)
+$(VENV)/.installed-book: pyproject.toml
+	$(call install,$(BOOK_EXTRAS))
 
-book: setup
+$(VENV)/.installed: pyproject.toml
+	$(call install,$(TEST_EXTRAS))
+
+setup-book: $(VENV)/.installed-book
+
+setup: $(VENV)/.installed
+
+book: setup-book
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "The book is in _build/html/index.html"
 
-lab: setup
+lab: setup-book
 	$(VENV)/bin/jupyter lab book/
 
-test: setup unit nbval site
+test: setup unit runtime-check nbval site
 
 unit: setup
 	$(PY) -m pytest tests
+
+# The unit tests again, on the oldest torch the range allows, in a venv of their own.
+unit-oldest:
+	test -x $(VENV_OLDEST)/bin/python || python3 -m venv $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/python -m pip install -q "$(TORCH_OLDEST)"
+	$(VENV_OLDEST)/bin/python -m pip install -q -e ".[$(TEST_EXTRAS)]"
+	$(VENV_OLDEST)/bin/python -c "import torch; print('unit tests on torch', torch.__version__)"
+	$(VENV_OLDEST)/bin/python -m pytest tests
+
+# A fresh venv with only the runtime dependencies (torch, then `pip install .`, no extras) imports
+# every module and runs the first cells of a chapter (.ci/runtime_check.py). The package is built
+# from a clean copy of its sources: a stale build/ or *.egg-info of the checkout would put files
+# into the wheel that the package-data patterns miss. The venv is thrown away after (so no .pyc).
+runtime-check:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && t0=$$SECONDS && \
+	mkdir "$$tmp/src" && cp -r pyproject.toml README.md textbook_lm "$$tmp/src/" && \
+	python3 -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install -q --no-compile "$(TORCH_OLDEST)" "$$tmp/src" && \
+	echo "runtime-only venv installed in $$((SECONDS - t0)) s" && \
+	"$$tmp/venv/bin/python" .ci/runtime_check.py --source . $(RUNTIME_NB)
 
 nbval: setup
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider book
@@ -64,7 +104,10 @@ stamp: setup
 	$(PY) -m textbook_lm.book stamp
 
 leaderboard: setup
-	$(PY) -m textbook_lm.leaderboard reproduce
+	$(PY) -m textbook_lm.experiments.leaderboard reproduce --into-package
 
 clean:
 	rm -rf _build .pytest_cache
+
+print-%:
+	@echo '$($*)'

@@ -1,26 +1,32 @@
 """Tools for the book's notebooks: the shared setup cell and notebook metadata.
 
 ``python -m textbook_lm.book stamp`` rewrites the first code cell of every notebook in
-``book/`` from :data:`SETUP_TEMPLATE` (the repository URL comes from ``_config.yml``, the
-one place it is set) and makes the notebook metadata ask Colab for a GPU.
+``book/`` from :data:`SETUP_TEMPLATE` and makes the notebook metadata ask Colab for a GPU.
+The cell installs a release, not whatever ``main`` is: the git tag ``v<version>`` of the
+repository, where the URL comes from ``_config.yml`` and the version from ``__version__`` in
+``textbook_lm/__init__.py`` (each the one place it is set). Bumping the version therefore
+means tagging the release and re-stamping the notebooks.
 ``python -m textbook_lm.book check`` exits non-zero if any notebook differs.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-__all__ = ["SETUP_TEMPLATE", "setup_cell_source", "repository_url", "stamp", "check", "COLAB_METADATA"]
+__all__ = ["SETUP_TEMPLATE", "setup_cell_source", "repository_url", "release_version", "stamp", "check",
+           "COLAB_METADATA"]
 
 SETUP_TEMPLATE = '''\
 # Setup: this same cell opens every chapter (written by `python -m textbook_lm.book stamp`).
-# It installs the book's package only where it is missing (e.g. on Colab), then imports it.
+# It installs the book's package, pinned to this edition's release, only where it is missing
+# (e.g. on Colab), then imports it.
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("textbook_lm") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "textbook_lm @ git+{repo_url}"], check=True)
+    release = "textbook_lm @ git+{repo_url}@v{version}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", release], check=True)
 import textbook_lm as tlm
 tlm.seed(0)
 print(f"textbook_lm {{tlm.__version__}} | device: {{tlm.device()}}")'''
@@ -43,8 +49,18 @@ def repository_url(root: Path | None = None) -> str:
     return cfg["repository"]["url"].rstrip("/")
 
 
+def release_version() -> str:
+    """The package version, read from the text of ``textbook_lm/__init__.py`` (the one place
+    it is set; pyproject.toml reads it from there too), so nothing heavy is imported."""
+    text = Path(__file__).with_name("__init__.py").read_text(encoding="utf-8")
+    m = re.search(r"^__version__\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+    if m is None:
+        raise ValueError("textbook_lm/__init__.py has no line `__version__ = \"X.Y.Z\"`")
+    return m.group(1)
+
+
 def setup_cell_source(root: Path | None = None) -> str:
-    return SETUP_TEMPLATE.format(repo_url=repository_url(root))
+    return SETUP_TEMPLATE.format(repo_url=repository_url(root), version=release_version())
 
 
 def _notebooks(root: Path) -> list[Path]:
