@@ -6,6 +6,8 @@ into the package's shipped artefacts):
 
 * ``python -m textbook_lm.experiments.gpt train shakespeare-char``: the shipped character GPT
   (6 x 180, about 25 minutes of a 2-core CPU).
+* ``python -m textbook_lm.experiments.gpt train tinylang-gpt``: the 2-layer GPT of the TinyLang
+  leaderboard, trained like Chapter 4's models (about a minute; float32, 0.4 MB).
 * ``python -m textbook_lm.experiments.gpt sweep``: five sizes on the same token budget
   (about 10 minutes), stored as the result ``gpt-scaling``.
 """
@@ -29,7 +31,7 @@ from textbook_lm.nnlm import encode
 from textbook_lm.tokenize import CharTokenizer
 
 __all__ = ["RECIPES", "char_data", "train_recipe", "SWEEP_SIZES", "SWEEP_TRAIN", "scaling_sweep", "TINYLANG_GPT",
-           "leaderboard_entries", "main"]
+           "train_tinylang_gpt", "leaderboard_entries", "main"]
 
 # nanoGPT's CPU recipe for Tiny Shakespeare (its README: loss 1.88): 4 layers, 4 heads,
 # 128 wide, block 64, batch 12, 2,000 iterations, no dropout, lr 1e-3 -> 1e-4 after 100
@@ -118,12 +120,18 @@ TINYLANG_GPT = dict(block_size=64, n_layer=2, n_head=4, n_embd=64, bias=False, a
 COMMAND = "python -m textbook_lm.experiments.leaderboard reproduce gpt"
 
 
+def train_tinylang_gpt(progress: bool = False):
+    """The 2-layer GPT on TinyLang, with Chapter 4's budget and loop: (model, vocab, history)."""
+    return nnlm_experiments.train_tinylang("GPT", factory=lambda V: GPT(GPTConfig(V, **TINYLANG_GPT)),
+                                           progress=progress)
+
+
 def leaderboard_entries() -> list[Entry]:
     """A GPT on TinyLang (trained here like Chapter 4's models), and on Tiny Shakespeare
     characters the nanoGPT CPU recipe (trained here) and the shipped checkpoint."""
     tl = tinylang.benchmark()
     t0 = time.perf_counter()
-    model, vocab, _ = nnlm_experiments.train_tinylang("GPT", factory=lambda V: GPT(GPTConfig(V, **TINYLANG_GPT)))
+    model, vocab, _ = train_tinylang_gpt()
     seconds = time.perf_counter() - t0
     s = tr.score_sequences(model, encode(tl.test, vocab), vocab.index("<eos>"))
     entries = [Entry("GPT (2 layers)", "tinylang", "test", s.nll, s.n_tokens, model.num_params(True),
@@ -147,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m textbook_lm.experiments.gpt",
                                  description="Train the book's shipped GPT, or run the scaling sweep (Chapter 8).")
     ap.add_argument("command", choices=["train", "sweep"])
-    ap.add_argument("name", nargs="?", default="shakespeare-char", choices=["shakespeare-char"])
+    ap.add_argument("name", nargs="?", default="shakespeare-char", choices=["shakespeare-char", "tinylang-gpt"])
     ap.add_argument("--checkpoint", default=None, help="resumable training state (default: none)")
     add_output_args(ap)
     args = ap.parse_args(argv)
@@ -158,13 +166,25 @@ def main(argv: list[str] | None = None) -> int:
                         info={"command": command})
         print(f"wrote {path}")
         return 0
+    command = f"python -m textbook_lm.experiments.gpt train {args.name}"
+    if args.name == "tinylang-gpt":
+        t0 = time.perf_counter()
+        model, vocab, history = train_tinylang_gpt(progress=True)
+        seconds = time.perf_counter() - t0
+        s = tr.score_sequences(model, encode(tinylang.benchmark().test, vocab), vocab.index("<eos>"))
+        info = {"train_seconds": round(seconds, 1), "steps": history.step[-1], "test_nll": s.nll,
+                "test_tokens": s.n_tokens, "val_curve": history.val_loss, "val_step": history.val_step,
+                "command": command}
+        path = hub.save(model, output_dir(args, args.name), tokenizer=vocab, info=info)
+        print(f"{args.name}: test {s.nll / s.n_tokens:.4f} nats/token, {seconds:.0f} s -> {path}")
+        return 0
     t0 = time.perf_counter()
     model, tok, history = train_recipe(args.name, checkpoint=args.checkpoint)
     _, _, val_data = char_data("shakespeare")
     val = tr.evaluate(model.eval(), val_data, model.cfg.block_size)
     info = {"train_seconds": round(history.seconds, 1), "steps": history.step[-1], "val_loss": round(val, 4),
             "val_curve": history.val_loss, "val_step": history.val_step, "tokens_per_step": history.tokens_per_step,
-            "command": f"python -m textbook_lm.experiments.gpt train {args.name}"}
+            "command": command}
     path = model.save_pretrained(output_dir(args, args.name), tokenizer=tok, info=info, half=True)
     print(f"{args.name}: val loss {val:.4f} nats/char after {history.step[-1]} steps, {history.seconds:.0f} s "
           f"training ({time.perf_counter() - t0:.0f} s in all) -> {path}")
