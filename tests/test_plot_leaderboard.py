@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 
 from textbook_lm import leaderboard, ngram, plot
 from textbook_lm.data import tinylang
+from textbook_lm.experiments import ngram as ngram_runs
 
 
 def test_heatmap_labels_and_checks_shape():
@@ -35,7 +36,7 @@ def test_stored_tinylang_entries_reproduce_exactly():
     floor = board.floor("tinylang")
     assert floor.cross_entropy == pytest.approx(tinylang.entropy_rate(sp.test, sp.test_logprob), abs=1e-12)
     for n in (1, 3, 5):
-        e = board.get(f"{ngram.ORDER_NAMES[n]} Kneser-Ney", "tinylang")
+        e = board.get(ngram_runs.model_name(n), "tinylang")
         s = ngram.fit(sp.train, n, "kn").score(sp.test)
         assert (e.nll, e.n_tokens) == (pytest.approx(s.nll, rel=1e-12), s.n_tokens)
         assert e.command.startswith("python -m textbook_lm.experiments.leaderboard reproduce")

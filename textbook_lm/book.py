@@ -6,7 +6,8 @@ The cell installs a release, not whatever ``main`` is: the git tag ``v<version>`
 repository, where the URL comes from ``_config.yml`` and the version from ``__version__`` in
 ``textbook_lm/__init__.py`` (each the one place it is set). Bumping the version therefore
 means tagging the release and re-stamping the notebooks.
-``python -m textbook_lm.book check`` exits non-zero if any notebook differs.
+``python -m textbook_lm.book check`` exits non-zero if any notebook differs, or if the glossary or
+the fact-check index (:mod:`textbook_lm.appendices`) disagrees with the chapters.
 """
 from __future__ import annotations
 
@@ -108,16 +109,37 @@ def stamp(root: Path | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import appendices as ap_
+
     ap = argparse.ArgumentParser(prog="python -m textbook_lm.book", description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["stamp", "check"])
+    ap.add_argument("command", choices=["stamp", "check", "appendices", "check-terms"],
+                    help="stamp: rewrite setup cells; check: setup cells, glossary, fact checks and "
+                         "appendix pages; appendices: regenerate Appendices B and C; check-terms: the "
+                         "glossary and fact checks of some chapters only (--chapters, --glossary, --facts)")
+    ap.add_argument("--chapters", type=int, nargs="*", help="check-terms: the chapters to check")
+    ap.add_argument("--glossary", nargs="+", default=["book/glossary.yml"],
+                    help="check-terms: glossary file(s), read as one list")
+    ap.add_argument("--facts", default="book/factchecks.yml", help="check-terms: fact-check file")
     args = ap.parse_args(argv)
     if args.command == "stamp":
         for p in stamp():
             print(f"stamped {p}")
         return 0
-    problems = check()
+    if args.command == "appendices":
+        for p in ap_.write_appendices(_root()):
+            print(f"wrote {p}")
+        return 0
+    if args.command == "check-terms":
+        only = set(args.chapters) if args.chapters else None
+        terms = [e for path in args.glossary for e in ap_.load_glossary(path)]
+        problems = ap_.check_glossary(_root(), terms, only)
+        if Path(args.facts).is_file():
+            problems += ap_.check_factchecks(_root(), ap_.load_factchecks(args.facts), only)
+    else:
+        problems = check() + ap_.check_appendices(_root())
     for line in problems:
         print(line)
+    print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
 
 

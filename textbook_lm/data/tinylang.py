@@ -41,7 +41,7 @@ _INTRANSITIVE = [("sleeps", "sleep"), ("runs", "run"), ("laughs", "laugh"), ("si
                  ("waits", "wait"), ("smiles", "smile"), ("falls", "fall"), ("swims", "swim")]
 _TRANSITIVE = [("sees", "see"), ("likes", "like"), ("chases", "chase"), ("helps", "help"),
                ("follows", "follow"), ("knows", "know"), ("loves", "love"), ("watches", "watch")]
-_ADJECTIVES = ["old", "young", "small", "big", "happy", "quiet", "clever", "brave", "lazy", "red"]
+_ADJECTIVES = ["pale", "young", "small", "big", "happy", "quiet", "clever", "brave", "lazy", "red"]
 _ADVERBS = ["often", "never", "always", "also"]
 _PREPOSITIONS = ["near", "with", "behind", "beside"]
 _DETS = (["the", "a", "this", "every"], ["the", "some", "these", "many"])  # "the" has probability 1/2

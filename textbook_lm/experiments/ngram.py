@@ -16,6 +16,18 @@ __all__ = ["leaderboard_entries"]
 COMMAND = "python -m textbook_lm.experiments.leaderboard reproduce ngram"
 
 
+# At order 1 there is no lower order whose continuation counts Kneser-Ney could use: the model
+# is the maximum-likelihood unigram with its counts discounted and the mass moved to a uniform
+# floor. Naming it "unigram Kneser-Ney" would claim what it is not.
+NOTES = ("unigram counts, absolutely discounted, interpolated with the uniform distribution",
+         "interpolated modified Kneser-Ney")
+
+
+def model_name(order: int) -> str:
+    """The leaderboard's name for the order-``order`` model of this chapter."""
+    return "unigram (MLE + floor)" if order == 1 else f"{ORDER_NAMES[order]} Kneser-Ney"
+
+
 def leaderboard_entries(max_order: int = 5) -> list[Entry]:
     """The TinyLang entropy floor, then one entry per (benchmark, order)."""
     tl = tinylang.benchmark()
@@ -29,6 +41,6 @@ def leaderboard_entries(max_order: int = 5) -> list[Entry]:
             model = KneserNey(NGramCounts(train, n), n)
             elapsed = time.perf_counter() - t0
             s = model.score(test)
-            entries.append(Entry(f"{ORDER_NAMES[n]} Kneser-Ney", bench, "test", s.nll, s.n_tokens, model.n_params,
-                                 round(elapsed, 2), 1, COMMAND, note="interpolated modified Kneser-Ney"))
+            entries.append(Entry(model_name(n), bench, "test", s.nll, s.n_tokens, model.n_params,
+                                 round(elapsed, 2), 1, COMMAND, note=NOTES[n > 1]))
     return entries
