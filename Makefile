@@ -21,7 +21,7 @@ ifeq ($(origin TEXTBOOK_LM_DATA), undefined)
   endif
 endif
 
-.PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site execute stamp \
+.PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site execute stamp appendices \
         leaderboard clean
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make unit-oldest unit tests on the oldest torch the range allows (in $(VENV_OLDEST))"
 	@echo "make execute     re-execute notebooks in place in a fresh kernel (NB=book/01_ngrams.ipynb for one)"
 	@echo "make stamp       rewrite the shared setup cell at the top of every notebook"
+	@echo "make appendices  regenerate Appendices B (glossary) and C (fact checks) from book/*.yml"
 	@echo "make leaderboard recompute every stored leaderboard entry (writes the package's copy)"
 
 # One recipe, two installs: `make book` and `make lab` need the `book` extra, everything else
@@ -102,6 +103,9 @@ execute: setup
 
 stamp: setup
 	$(PY) -m textbook_lm.book stamp
+
+appendices: setup-book
+	$(PY) -m textbook_lm.book appendices
 
 leaderboard: setup
 	$(PY) -m textbook_lm.experiments.leaderboard reproduce --into-package
