@@ -21,13 +21,14 @@ ifeq ($(origin TEXTBOOK_LM_DATA), undefined)
   endif
 endif
 
-.PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site execute stamp appendices \
+.PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site browser-test execute stamp appendices \
         leaderboard clean
 
 help:
 	@echo "make book        build the static site into _build/html (from the notebooks' stored outputs)"
 	@echo "make lab         open JupyterLab on book/"
 	@echo "make test        unit tests + runtime-only check + nbval over every notebook + warning-free site build"
+	@echo "                 + the site in a real browser, offline (browser-test)"
 	@echo "make unit-oldest unit tests on the oldest torch the range allows (in $(VENV_OLDEST))"
 	@echo "make execute     re-execute notebooks in place in a fresh kernel (NB=book/01_ngrams.ipynb for one)"
 	@echo "make stamp       rewrite the shared setup cell at the top of every notebook"
@@ -62,7 +63,7 @@ book: setup-book
 lab: setup-book
 	$(VENV)/bin/jupyter lab book/
 
-test: setup unit runtime-check nbval site
+test: setup unit runtime-check nbval site browser-test
 
 unit: setup
 	$(PY) -m pytest tests
@@ -92,6 +93,11 @@ nbval: setup
 
 site: setup
 	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
+
+# The built site in headless Chromium with the network cut off (tests/test_site.py); screenshots
+# of every page at 1280 and 390 px go to _build/screenshots. Needs Debian's chromium.
+browser-test: setup
+	TEXTBOOK_LM_SITE=_build/html $(PY) -m pytest -q -p no:cacheprovider tests/test_site.py
 
 execute: setup
 	for nb in $(NB); do \
