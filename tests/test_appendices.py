@@ -68,6 +68,8 @@ def _term(en="language model", zh="语言模型", **kw):
     ("# 1. Demo\n\nA language model assigns. A *language model* (语言模型).", "first use lacks"),
     ("# 1. Language model\n\nA *language model* (语言模型).", None),          # headings are not prose
     ("# 1. Demo\n\n`language model` then *language model* (语言模型).", None),   # nor is code
+    ("# 1. Demo\n\nA *language model* (语言模型).\n\n## References\n\nLanguage models.", None),
+    ("# 1. Demo\n\n## References\n\nA *language model* (语言模型).", "not used"),
     ("# 1. Demo\n\nA *language-model* (语言模型) assigns.", None),              # space or hyphen
     ("# 1. Demo\n\nA *large language model* (大语言模型).", "first use lacks"),   # the term inside another
     ("# 1. Demo\n\nA *neural language modeller*.", "not used"),                # not a whole word

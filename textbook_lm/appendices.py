@@ -109,13 +109,14 @@ def _markdown(nb_path: Path) -> list[str]:
 
 
 def prose(text: str) -> str:
-    """Markdown with what is not prose blanked out: code, math, link targets, HTML, headings.
+    """Markdown with what is not prose blanked out: code, math, link targets, HTML, headings,
+    and a References section (paper titles are not uses of a term).
 
     Blanked spans become spaces of the same length, so positions still match the source.
     """
     def blank(m: re.Match) -> str:
         return re.sub(r"[^\n]", " ", m.group(0))
-    for pattern in (r"(?s)```.*?```", r"(?s)\$\$.*?\$\$", r"(?<![\\$])\$[^$\n]+?\$", r"`[^`\n]*`",
+    for pattern in (r"(?ms)^#+ References\b.*", r"(?s)```.*?```", r"(?s)\$\$.*?\$\$", r"(?<![\\$])\$[^$\n]+?\$", r"`[^`\n]*`",
                     r"\]\([^)\s]*\)", r"<[^>\n]+>", r"(?m)^#+ .*$", r"(?m)^:::\{[^}]*\}.*$",
                     r"(?m)^:class:.*$"):
         text = re.sub(pattern, blank, text)
@@ -269,9 +270,25 @@ def glossary_page(root: str | Path, entries: list[dict]) -> str:
         "| English | 中文 | Ch. | Definition |", "|---|---|---|---|", *rows, ""])
 
 
+def _slug(heading: str) -> str:
+    """The id Sphinx (docutils) gives a section with this heading."""
+    from docutils.nodes import make_id  # comes with Sphinx, in the `book` extra
+
+    return make_id(heading)
+
+
+def _section_anchor(nb_path: Path, section: str) -> str:
+    for text in _markdown(nb_path):
+        m = re.search(rf"(?m)^##\s+({re.escape(section)}\s.*)$", text)
+        if m:
+            return "#" + _slug(m.group(1))
+    return ""
+
+
 def factcheck_page(root: str | Path, entries: list[dict]) -> str:
     """Appendix C as MyST markdown: one section per misconception, in book order."""
-    titles = _chapter_titles(Path(root))
+    root = Path(root)
+    titles, chapters = _chapter_titles(root), _chapters(root)
     order = sorted(entries, key=lambda e: (e["chapter"], [int(x) for x in e["section"].split(".")]))
     out = ["# Appendix C. Fact checks (事实核查)", "",
            "<!-- Generated from book/factchecks.yml by `python -m textbook_lm.book appendices`; edit the "
@@ -283,10 +300,12 @@ def factcheck_page(root: str | Path, entries: list[dict]) -> str:
            "that every fact-check box in the book is listed.", ""]
     for i, e in enumerate(order, 1):
         page, title = titles[e["chapter"]]
-        out += [f"## C.{i} \u201c{_cell(e['claim'])}\u201d", "",
+        anchor = _section_anchor(chapters[e["chapter"]], e["section"])
+        out += [f"## C.{i} {_cell(e['claim'])}", "",
                 f"- **Where it is found:** {_cell(e['found'])}",
                 f"- **What is true:** {_cell(e['truth'])}",
-                f"- **Settled in:** [{title}, §{e['section']}]({page})",
+                f"- **Settled in:** <a href=\"{page.removesuffix('.ipynb')}.html{anchor}\">{title}, "
+                f"§{e['section']}</a>",
                 f"- **Test:** `{e['test']}`", ""]
     return "\n".join(out)
 

@@ -1,7 +1,7 @@
 """GPT: a decoder-only Transformer trained to predict the next token (Radford et al., 2018, 2019).
 
 The whole model is token embeddings + learned positions, a stack of pre-LN
-``transformer.Block``s with causal self-attention and no cross-attention, a final LayerNorm,
+``transformer.Block`` modules with causal self-attention and no cross-attention, a final LayerNorm,
 and an output layer that shares its weights with the token embedding. Its parameter names
 map one to one onto Hugging Face's GPT-2, so :meth:`GPT.from_hf_state_dict` loads real GPT-2
 weights and reproduces its logits.

@@ -70,7 +70,7 @@ class NGramLM:
 
     @property
     def n_predictable(self) -> int:
-        """|V| for the uniform floor: every word but ``<s>``."""
+        """``|V|`` for the uniform floor: every word but ``<s>``."""
         return len(self.vocab) - 1
 
     @property
@@ -203,7 +203,7 @@ class MLE(NGramLM):
 
 
 class AddK(NGramLM):
-    """Add-k (Lidstone; add-one = Laplace): p(w | h) = (c(h w) + k) / (c(h .) + k |V|) at the top order."""
+    """Add-k (Lidstone; add-one = Laplace): p(w | h) = (c(h w) + k) / (c(h .) + k ``|V|``) at the top order."""
 
     name = "add-k"
 

@@ -135,7 +135,7 @@ def accuracy_vs_distance(distances: Sequence[int], accuracy: Mapping[str, Sequen
 
     ``windows`` marks how far each model can see (e.g. ``{"trigram": 2}``) with a dotted line.
     """
-    fig = curves({k: (distances, v) for k, v in accuracy.items()}, xlabel="distance between subject and verb (words)",
+    fig = curves({k: (distances, v) for k, v in accuracy.items()}, xlabel="distance: verb position - subject position (words)",
                  ylabel="accuracy (grammatical preferred)", title=title, hlines={"chance": chance})
     ax = fig.axes[0]
     for i, (name, w) in enumerate((windows or {}).items()):
