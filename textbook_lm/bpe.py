@@ -4,14 +4,16 @@ BPE (Sennrich et al., 2016, after Gage, 1994) starts from single symbols (bytes,
 byte-level tokenizers of :mod:`textbook_lm.tokenize`) and repeatedly merges the most frequent
 adjacent pair into a new symbol. :func:`learn_merges` learns the merges from words with
 frequencies; :func:`apply_merges` encodes one word with them; :func:`merge_pair` is one step.
+:func:`merge_scores` compares BPE's choice of merge with WordPiece's (for teaching, small corpora).
 """
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from typing import Sequence
 
-__all__ = ["learn_merges", "merge_pair", "apply_merges"]
+__all__ = ["learn_merges", "merge_pair", "apply_merges", "merge_scores"]
 
 
 def learn_merges(words: Sequence[Sequence[int]], freqs: Sequence[int], n_merges: int, next_id: int,
@@ -91,3 +93,43 @@ def apply_merges(symbols: list[int], ranks: dict[tuple[int, int], int], first_id
             break
         symbols = merge_pair(symbols, pair, first_id + ranks[pair])
     return symbols
+
+
+def merge_scores(words: Sequence[Sequence[int]], freqs: Sequence[int]) -> dict[tuple[int, int], tuple[int, float, float]]:
+    """Three ways to rank the candidate merges of one training step: ``{(a, b): (count, score, gain)}``.
+
+    * ``count``: occurrences of the adjacent pair, weighted by word frequency (BPE takes the largest);
+    * ``score``: ``count(ab) / (count(a) * count(b))``, with ``count(a)`` the occurrences of the
+      symbol ``a``: WordPiece's criterion as Hugging Face reconstructs it (Google never published
+      its trainer);
+    * ``gain``: how much merging the pair raises the log-likelihood (in nats) of the training
+      data under a unigram model of the symbols with maximum-likelihood probabilities: the
+      WordPiece papers' criterion taken literally.
+
+    Example: ``merge_scores([[0, 1, 0, 1]], [1])`` has ``(0, 1): (2, 0.5, ...)`` and
+    ``(1, 0): (1, 0.25, ...)``. Slow (re-counts the corpus for every pair): for toy corpora.
+    """
+    words = [list(w) for w in words]
+    if len(words) != len(freqs):
+        raise ValueError(f"need one frequency per word, got {len(words)} words and {len(freqs)} frequencies")
+
+    def counts(ws: list[list[int]]) -> tuple[Counter, Counter]:
+        pairs, symbols = Counter(), Counter()
+        for w, f in zip(ws, freqs):
+            for s in w:
+                symbols[s] += f
+            for p in zip(w, w[1:]):
+                pairs[p] += f
+        return pairs, symbols
+
+    def loglik(symbols: Counter) -> float:
+        n = sum(symbols.values())
+        return sum(c * math.log(c / n) for c in symbols.values() if c > 0)
+
+    pairs, symbols = counts(words)
+    base, new = loglik(symbols), 1 + max((s for w in words for s in w), default=0)
+    out = {}
+    for (a, b), c in pairs.items():
+        merged = counts([merge_pair(w, (a, b), new) for w in words])[1]
+        out[(a, b)] = (c, c / (symbols[a] * symbols[b]), loglik(merged) - base)
+    return out

@@ -6,7 +6,9 @@ token stream does, and ``BertClassifier.loss`` is cross-entropy over the classes
 :class:`Task` bundles train / validation / test data; the chapter's two tasks (TinyLang
 grammaticality, 李白 vs 韋應物) and its seed study are built in
 :mod:`textbook_lm.experiments.bert`. Two baselines say what fine-tuning has to beat: always
-answering the majority class, and logistic regression on bags of words.
+answering the majority class, and logistic regression on bags of words. A linear probe
+(logistic regression on a frozen encoder's mean hidden state) measures what pretraining put
+into the features without changing them.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from textbook_lm.train import TrainConfig, train
 from textbook_lm.utils import cross_entropy, eval_mode
 
 __all__ = ["ClassificationData", "Task", "predict", "accuracy", "group_accuracy", "FINETUNE", "fine_tune",
-           "majority_baseline", "bag_of_words_baseline", "mean_ci"]
+           "majority_baseline", "logistic_regression", "bag_of_words_baseline", "features", "linear_probe",
+           "mean_ci"]
 
 
 class ClassificationData:
@@ -52,14 +55,20 @@ class ClassificationData:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, fraction: float, seed: int = 0) -> "ClassificationData":
-        """A random ``fraction`` of the examples of each class (at least one each)."""
+    def subset_indices(self, fraction: float, seed: int = 0) -> torch.Tensor:
+        """Sorted indices of a random ``fraction`` of the examples of each class (at least one each)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
         g = torch.Generator().manual_seed(seed)
         keep = []
         for c in self.labels.unique():
             idx = (self.labels == c).nonzero().squeeze(1)
             keep.append(idx[torch.randperm(len(idx), generator=g)[: max(1, round(fraction * len(idx)))]])
-        keep = torch.cat(keep).sort().values
+        return torch.cat(keep).sort().values
+
+    def subset(self, fraction: float, seed: int = 0) -> "ClassificationData":
+        """A random ``fraction`` of the examples of each class (at least one each)."""
+        keep = self.subset_indices(fraction, seed)
         out = object.__new__(ClassificationData)
         out.ids, out.lengths, out.labels = self.ids[keep], self.lengths[keep], self.labels[keep]
         out.groups = None if self.groups is None else self.groups[keep]
@@ -138,33 +147,72 @@ def _counts(data: ClassificationData, V: int) -> torch.Tensor:
     return torch.log1p(x)                                                # log(1 + count) of each token
 
 
-def bag_of_words_baseline(task: Task, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300) -> dict:
-    """Logistic regression on log(1 + token counts), order ignored. The L2 strength is chosen
-    on the validation split; returns test accuracy, the chosen strength, validation accuracy."""
-    V, K = task.vocab_size, len(task.classes)
-    xs = {k: _counts(getattr(task, k), V) for k in ("train", "val", "test")}
-    used = xs["train"].sum(0) > 0                                        # tokens never seen in training carry no weight
-    xs = {k: x[:, used] for k, x in xs.items()}
-    V = int(used.sum())
+def logistic_regression(xs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], n_classes: int,
+                        weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300) -> dict:
+    """Multinomial logistic regression on features ``xs["train"]`` (N, D), fit by L-BFGS with an
+    L2 penalty whose strength is chosen on ``xs["val"]``; returns test accuracy (on ``xs["test"]``),
+    the chosen strength and its validation accuracy."""
     best = None
     for wd in weight_decays:
         torch.manual_seed(0)
-        lin = nn.Linear(V, K)
+        lin = nn.Linear(xs["train"].shape[1], n_classes)
         opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
-            loss = cross_entropy(lin(xs["train"]), task.train.labels) + wd * lin.weight.pow(2).sum()
+            loss = cross_entropy(lin(xs["train"]), labels["train"]) + wd * lin.weight.pow(2).sum()
             loss.backward()
             return loss
 
         opt.step(closure)
         with torch.no_grad():
-            val = (lin(xs["val"]).argmax(-1) == task.val.labels).float().mean().item()
-            test = (lin(xs["test"]).argmax(-1) == task.test.labels).float().mean().item()
+            val = (lin(xs["val"]).argmax(-1) == labels["val"]).float().mean().item()
+            test = (lin(xs["test"]).argmax(-1) == labels["test"]).float().mean().item()
         if best is None or val > best["val_accuracy"]:
             best = {"accuracy": test, "weight_decay": wd, "val_accuracy": val}
     return best
+
+
+def _labels(task: Task, train: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    return {"train": task.train.labels if train is None else task.train.labels[train],
+            "val": task.val.labels, "test": task.test.labels}
+
+
+def bag_of_words_baseline(task: Task, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300) -> dict:
+    """Logistic regression on log(1 + token counts), order ignored. The L2 strength is chosen
+    on the validation split; returns test accuracy, the chosen strength, validation accuracy."""
+    V = task.vocab_size
+    xs = {k: _counts(getattr(task, k), V) for k in ("train", "val", "test")}
+    used = xs["train"].sum(0) > 0                                        # tokens never seen in training carry no weight
+    xs = {k: x[:, used] for k, x in xs.items()}
+    return logistic_regression(xs, _labels(task), len(task.classes), weight_decays, steps)
+
+
+@torch.no_grad()
+def features(bert: BERT, data: ClassificationData) -> torch.Tensor:
+    """Frozen features of every example, in order: the mean of the encoder's final hidden
+    states over the example's positions ([CLS] and [SEP] included, padding left out). (N, C)."""
+    dev = next(bert.parameters()).device
+    out = []
+    with eval_mode(bert):
+        for (x, s), _ in data.windows():
+            x, s = x.to(dev), s.to(dev)
+            keep = (x != bert.cfg.pad_id).unsqueeze(-1).float()          # (B, T, 1)
+            out.append(((bert(x, s) * keep).sum(1) / keep.sum(1)).cpu())  # (B, C)
+    return torch.cat(out)
+
+
+def linear_probe(feats: dict[str, torch.Tensor], task: Task, train: torch.Tensor | None = None,
+                 weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300) -> dict:
+    """A *linear probe*: logistic regression on frozen features ``feats`` (split -> (N, C), e.g.
+    from :func:`features`), standardised with the training rows' mean and spread. ``train``
+    (indices) keeps only some training rows, e.g. ``task.train.subset_indices(0.1)``."""
+    xs = dict(feats)
+    if train is not None:
+        xs["train"] = xs["train"][train]
+    mu, sd = xs["train"].mean(0), xs["train"].std(0) + 1e-6
+    xs = {k: (x - mu) / sd for k, x in xs.items()}
+    return logistic_regression(xs, _labels(task, train), len(task.classes), weight_decays, steps)
 
 
 # two-sided 95% quantiles of Student's t for 1..10 degrees of freedom

@@ -5,7 +5,9 @@ prediction (B is the real continuation of A or, with probability 1/2, text from 
 document), or ``[CLS] text [SEP]`` chunks of one document when there is no NSP (RoBERTa).
 :class:`MLMData` serves masked batches of examples to ``train.train``, with static masks
 (drawn once per example, BERT) or dynamic ones (drawn anew every time, RoBERTa).
-:func:`evaluate_mlm` scores a model on fixed masks; :func:`fill_mask` shows its guesses.
+:func:`evaluate_mlm` scores a model on fixed masks (optionally with its context shuffled or
+removed, to see what it uses) and :func:`evaluate_unigram` a context-free model on the same
+masks; :func:`fill_mask` shows a model's guesses.
 
 The book's corpora, recipes and shipped BERTs are in :mod:`textbook_lm.experiments.bert`.
 """
@@ -19,7 +21,8 @@ import torch
 from textbook_lm.bert import BERT, mask_tokens
 from textbook_lm.utils import cross_entropy, eval_mode
 
-__all__ = ["SPECIALS", "Example", "make_examples", "MLMData", "evaluate_mlm", "fill_mask"]
+__all__ = ["SPECIALS", "Example", "make_examples", "MLMData", "CONTEXTS", "evaluate_mlm", "unigram_logprobs",
+           "evaluate_unigram", "fill_mask"]
 
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")     # with [UNK] / <unk> at id 0: ids 1, 2, 3, 4
 
@@ -158,25 +161,87 @@ class MLMData:
         return out
 
 
+CONTEXTS = ("real", "shuffled", "none")
+
+
+def _alter_context(x: torch.Tensor, labels: torch.Tensor, data: MLMData, context: str,
+                   generator: torch.Generator) -> torch.Tensor:
+    """``x`` (B, T) with its context tokens (ordinary tokens that are not scored) shuffled
+    within each row, or all replaced by ``[MASK]``; scored positions and special tokens stay."""
+    if context == "real":
+        return x
+    special = torch.zeros(data.mask_args["vocab_size"], dtype=torch.bool)
+    special[list(data.mask_args["special_ids"])] = True
+    special[data.mask_args["mask_id"]] = True
+    ctx = (labels == -100) & ~special[x]                                 # (B, T) the context tokens
+    x = x.clone()
+    if context == "none":
+        x[ctx] = data.mask_args["mask_id"]
+        return x
+    for r in range(len(x)):                                              # "shuffled": same tokens, new order
+        where = ctx[r].nonzero().squeeze(1)
+        x[r, where] = x[r, where[torch.randperm(len(where), generator=generator)]]
+    return x
+
+
 @torch.no_grad()
-def evaluate_mlm(model: BERT, data: MLMData, max_batches: int | None = 20) -> dict:
-    """MLM loss (nats per masked token) and accuracy, and NSP accuracy where labelled, on fixed masks."""
+def evaluate_mlm(model: BERT, data: MLMData, max_batches: int | None = 20, context: str = "real") -> dict:
+    """MLM loss (nats per masked token) and accuracy, and NSP accuracy where labelled, on fixed masks.
+
+    ``context`` tests what the model uses: ``"real"`` scores the examples as they are;
+    ``"shuffled"`` permutes, within each example, the tokens that are neither scored nor
+    special (the same words in a random order: word identity kept, word order lost);
+    ``"none"`` replaces them all by ``[MASK]`` (nothing left but the positions). The
+    scored positions and their masks are the same in all three (a seeded permutation).
+    """
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
     dev = next(model.parameters()).device
-    loss = correct = n = nsp_ok = nsp_n = 0
+    g = torch.Generator().manual_seed(data.seed + 2)
+    loss = correct = n = nsp_ok = nsp_n = hidden_loss = hidden_n = 0
     with eval_mode(model):
         for (x, seg), (labels, is_next) in data.windows(max_windows=max_batches):
+            x = _alter_context(x, labels, data, context, g)
             x, seg, labels, is_next = x.to(dev), seg.to(dev), labels.to(dev), is_next.to(dev)
             h = model(x, seg)
             sel = labels != -100
             logits = model.mlm_logits(h[sel])
-            loss += cross_entropy(logits, labels[sel], reduction="sum").item()
+            nll = cross_entropy(logits, labels[sel], reduction="none")    # (N,) per scored token
+            loss += nll.sum().item()
             correct += (logits.argmax(-1) == labels[sel]).sum().item()
             n += int(sel.sum())
+            hidden = x[sel] != labels[sel]                               # [MASK] or a random token: the answer is not shown
+            hidden_loss += nll[hidden].sum().item()
+            hidden_n += int(hidden.sum())
             lab = is_next != -100
             if lab.any():
                 nsp_ok += (model.nsp_logits(h).argmax(-1)[lab] == is_next[lab]).sum().item()
                 nsp_n += int(lab.sum())
-    return {"loss": loss / n, "accuracy": correct / n, "nsp_accuracy": nsp_ok / nsp_n if nsp_n else None, "masked": n}
+    return {"loss": loss / n, "accuracy": correct / n, "nsp_accuracy": nsp_ok / nsp_n if nsp_n else None, "masked": n,
+            "loss_hidden": hidden_loss / hidden_n if hidden_n else None, "hidden": hidden_n}
+
+
+def unigram_logprobs(data: MLMData) -> torch.Tensor:
+    """Log-probabilities (V,) of a unigram model of ``data``'s tokens: add-one smoothed counts of
+    every non-special token of its examples; special tokens get probability 0."""
+    counts = torch.bincount(data.ids.flatten(), minlength=data.mask_args["vocab_size"]).double() + 1.0
+    counts[list(data.mask_args["special_ids"])] = 0.0
+    counts[data.mask_args["mask_id"]] = 0.0
+    return (counts / counts.sum()).log()
+
+
+def evaluate_unigram(logp: torch.Tensor, data: MLMData, max_batches: int | None = 20) -> dict:
+    """A context-free model scored like :func:`evaluate_mlm` on the same fixed masks: it predicts
+    every scored token with the same distribution ``exp(logp)`` whatever the input shows."""
+    loss = n = hidden_loss = hidden_n = 0
+    for (x, _), (labels, _) in data.windows(max_windows=max_batches):
+        sel = labels != -100
+        nll = -logp[labels[sel]]
+        hidden = x[sel] != labels[sel]
+        loss, n = loss + nll.sum().item(), n + int(sel.sum())
+        hidden_loss, hidden_n = hidden_loss + nll[hidden].sum().item(), hidden_n + int(hidden.sum())
+    return {"loss": loss / n, "masked": n, "loss_hidden": hidden_loss / hidden_n if hidden_n else None,
+            "hidden": hidden_n}
 
 
 @torch.no_grad()

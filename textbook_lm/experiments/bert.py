@@ -10,6 +10,8 @@ into the package's shipped artefacts):
   as the result ``bert-ablations``.
 * ``python -m textbook_lm.experiments.bert finetune``: pretrained vs from scratch over five
   seeds, stored as the result ``bert-finetune``.
+* ``python -m textbook_lm.experiments.bert probe``: a linear probe on the frozen Tang BERT vs
+  random weights and a bag of words, with fewer and fewer labels, stored as ``bert-probe``.
 """
 from __future__ import annotations
 
@@ -26,17 +28,27 @@ from textbook_lm.bert import BERT, BertConfig
 from textbook_lm.data import corpora, tinylang
 from textbook_lm.data.tinylang import TinyLang
 from textbook_lm.experiments import add_output_args, output_dir
-from textbook_lm.finetune import (ClassificationData, Task, accuracy, bag_of_words_baseline, fine_tune,
-                                  group_accuracy, majority_baseline, mean_ci)
+from textbook_lm.finetune import (ClassificationData, Task, accuracy, bag_of_words_baseline, features, fine_tune,
+                                  group_accuracy, linear_probe, majority_baseline, mean_ci)
 from textbook_lm.leaderboard import Entry
-from textbook_lm.mlm import SPECIALS, MLMData, evaluate_mlm, make_examples
+from textbook_lm.mlm import SPECIALS, MLMData, evaluate_mlm, evaluate_unigram, make_examples, unigram_logprobs
 from textbook_lm.train import TrainConfig, train
 
-__all__ = ["EXCLUDED_POETS", "wikitext_documents", "tang_documents", "RECIPES", "corpus_data", "nsp_validation",
-           "pretrain", "grammaticality", "poets", "task_for", "TASK_FINETUNE", "STUDY", "seed_study", "VARIANTS",
-           "ABLATION", "ablations", "leaderboard_entries", "main"]
+__all__ = ["EXCLUDED_POETS", "BERT_PAPER", "wikitext_documents", "tang_documents", "RECIPES", "corpus_data",
+           "nsp_validation", "pretrain", "grammaticality", "poets", "task_for", "TASK_FINETUNE", "STUDY",
+           "seed_study", "VARIANTS", "ABLATION", "ablations", "PROBE", "probe_study", "leaderboard_entries", "main"]
 
 EXCLUDED_POETS = ("李白", "韋應物")                     # held out of the Tang BERT's pretraining text (the poets task)
+
+# Published figures of BERT's pretraining (Devlin et al., 2019, Section 3.1 and Appendix A.2) that
+# Chapter 7 sets beside ours: corpus sizes in words (not WordPiece tokens); 1M steps of 256
+# sequences of 512 tokens ("approximately 40 epochs over the 3.3 billion word corpus"), of which
+# 90% were in fact run with sequences of 128 tokens.
+BERT_PAPER = {
+    "corpus_words": {"BooksCorpus": 800_000_000, "English Wikipedia": 2_500_000_000},
+    "steps": 1_000_000, "batch_size": 256, "seq_len": 512,
+    "short_seq_len": 128, "short_fraction": 0.9,
+}
 
 
 # ---------------------------------------------------------------------- documents
@@ -175,12 +187,11 @@ def leaderboard_entries() -> list:
         ev = evaluate_mlm(model, va, None)
         entries.append(Entry(label, bench, "val", ev["loss"] * ev["masked"], ev["masked"], model.num_params(),
                              info["train_seconds"], 7, info["command"], note="float16 weights"))
-        counts = torch.bincount(tr.ids.flatten(), minlength=tok.vocab_size).double() + 1.0   # add-one
-        counts[[tok.special_id(s) for s in SPECIALS]] = 0.0
-        logp = (counts / counts.sum()).log()
-        nll = sum(-logp[labels[labels != -100]].sum().item() for _, (labels, _) in va.windows())
-        entries.append(Entry("unigram frequencies (no context)", bench, "val", nll, ev["masked"],
-                             int((counts > 0).sum()), 0.0, 7, command, note="add-one smoothed training counts"))
+        logp = unigram_logprobs(tr)                                       # add-one smoothed training counts
+        uni = evaluate_unigram(logp, va, None)
+        entries.append(Entry("unigram frequencies (no context)", bench, "val", uni["loss"] * uni["masked"],
+                             uni["masked"], int(logp.isfinite().sum()), 0.0, 7, command,
+                             note="add-one smoothed training counts"))
     abl = hub.load("bert-ablations").obj
     for corpus, study in abl["studies"].items():
         b = study["budget"]
@@ -348,16 +359,52 @@ def seed_study(seeds=(0, 1, 2, 3, 4), progress: bool = False) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------- what pretraining put into the features
+# A linear probe on the frozen mean hidden state of the Tang BERT, against the same network with
+# random weights and a bag of words, as the number of labelled poems shrinks.
+PROBE = dict(task="poets", model="tang-bert", fractions=(0.05, 0.1, 0.25, 1.0), seeds=(0, 1, 2, 3, 4))
+
+
+def probe_study(spec: dict = PROBE) -> dict:
+    """For each fraction of the training labels (a stratified subset per seed; the full set once):
+    test accuracy of a linear probe on the pretrained BERT's frozen features, of one on a
+    same-shaped BERT with random weights (seed 0), of the bag of words, and the majority class."""
+    bert, tok, _ = hub.load(spec["model"], kind="BERT")
+    task = task_for(spec["task"], tok)
+    seed_all(0)
+    bodies = {"pretrained": bert, "random weights": BERT(bert.cfg).eval()}
+    feats = {k: {split: features(m, getattr(task, split)) for split in ("train", "val", "test")}
+             for k, m in bodies.items()}
+    out = {"command": "python -m textbook_lm.experiments.bert probe", **spec, "n_train": len(task.train),
+           "majority": majority_baseline(task), "rows": []}
+    t0 = time.perf_counter()
+    for frac in spec["fractions"]:
+        seeds = spec["seeds"] if frac < 1 else spec["seeds"][:1]        # all the labels: the same for every seed
+        row = {"fraction": frac, "n_labels": [], "bag_of_words": [], **{k: [] for k in bodies}}
+        for s in seeds:
+            keep = task.train.subset_indices(frac, seed=s)
+            row["n_labels"].append(len(keep))
+            sub = Task(task.name, task.classes, task.train.subset(frac, seed=s), task.val, task.test, task.vocab_size)
+            row["bag_of_words"].append(bag_of_words_baseline(sub)["accuracy"])
+            for k in bodies:
+                row[k].append(linear_probe(feats[k], task, train=keep)["accuracy"])
+        out["rows"].append(row)
+        print(f"{frac:.2f}: " + ", ".join(f"{k} {sum(row[k]) / len(row[k]):.3f}"
+                                          for k in ("bag_of_words", *bodies)), flush=True)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m textbook_lm.experiments.bert",
                                  description="Pretrain the book's BERTs, run the ablations or the seed study (Chapter 7).")
-    ap.add_argument("command", choices=["train", "ablate", "finetune"])
+    ap.add_argument("command", choices=["train", "ablate", "finetune", "probe"])
     ap.add_argument("name", nargs="?", default="wikitext2-bert", choices=sorted(RECIPES))
     add_output_args(ap)
     args = ap.parse_args(argv)
-    if args.command in ("ablate", "finetune"):
-        result = ablations() if args.command == "ablate" else seed_study()
-        name = "bert-ablations" if args.command == "ablate" else "bert-finetune"
+    if args.command in ("ablate", "finetune", "probe"):
+        result = {"ablate": ablations, "finetune": seed_study, "probe": probe_study}[args.command]()
+        name = {"ablate": "bert-ablations", "finetune": "bert-finetune", "probe": "bert-probe"}[args.command]
         path = hub.save(result, output_dir(args, name), info={"command": result["command"]})
         print(f"wrote {path}")
         return 0
