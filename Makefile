@@ -21,11 +21,6 @@ ifeq ($(origin TEXTBOOK_LM_DATA), undefined)
   endif
 endif
 
-# PyTorch's OpenMP threads spin while they wait for work; when another process shares the
-# cores (a second notebook, a build) that spinning can make training cells several times
-# slower. Passive waiting costs nothing measurable on an idle machine.
-export OMP_WAIT_POLICY ?= PASSIVE
-
 .PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site browser-test execute stamp appendices \
         leaderboard clean
 
