@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("yaml", reason="the book's data files need pyyaml (the `book` extra)")
+pytest.importorskip("docutils", reason="Appendix C's section links need docutils (Sphinx, the `book` extra)")
 
 from textbook_lm import appendices as ap  # noqa: E402
 
