@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from textbook_lm import finetune, hub, mlm
+from textbook_lm import attention, finetune, hub, mlm
 from textbook_lm.bert import BERT, BertConfig
 from textbook_lm.experiments import bert as xbert
 
@@ -98,7 +98,7 @@ def test_layer_sharing_saves_parameters_not_computation():
     flops, params = {}, {}
     for name, kw in (("bert", {}), ("shared", {"share_layers": True})):
         model = _tiny(**kw)
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
+        with attention.record(model), FlopCounterMode(display=False) as fc, torch.no_grad():
             model.mlm_logits(model(x))
         flops[name], params[name] = fc.get_total_flops(), model.num_params()
     assert flops["shared"] == flops["bert"] > 0                       # every layer still runs
