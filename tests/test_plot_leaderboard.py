@@ -110,3 +110,82 @@ def test_plots_accept_tensors_that_require_grad():
     assert len(plot.bars(["a", "b"], torch.tensor([1.0, 2.0], requires_grad=True)).axes[0].patches) == 2
     assert isinstance(plot.scatter(x, y, labels={"p": (x[1], y[1])}), Figure)
     assert isinstance(plot.masks({"causal": torch.ones(3, 3, dtype=torch.bool).tril()}), Figure)
+
+
+def test_importing_plot_applies_the_book_style():
+    import matplotlib as mpl
+
+    mpl.rcdefaults()
+    plot.use_style()
+    assert mpl.rcParams["figure.dpi"] == plot.DPI and mpl.rcParams["xtick.labelsize"] >= 9
+    assert 9.4 < plot.MAX_WIDTH_IN < 9.7
+    assert mpl.rcParams["font.family"] == ["sans-serif"] + [f for f in [plot.cjk_font()] if f]
+
+
+_RNG = np.random.default_rng(0)
+_WORDS = "the cats that the dog sees are happy today in the town".split()          # 12 tokens
+_LONG = _WORDS + _WORDS[:10]
+LEGIBLE = {
+    "heatmap": lambda: plot.heatmap(_RNG.integers(0, 999, (6, 8)), list("abcdef"), list("stuvwxyz")),
+    "curves": lambda: plot.curves({"train": ([1, 2], [3, 2])}, hlines={"floor": 1.0}, title="t"),
+    "training_curves": lambda: plot.training_curves([0, 10], [3, 2], [3.2, 2.4], tokens_per_step=100),
+    "accuracy_vs_distance": lambda: plot.accuracy_vs_distance([1, 2], {"m": [1.0, 0.9]}, windows={"m": 1}),
+    "bars": lambda: plot.bars(["unigram", "bigram", "trigram"], [900, 300, 200], reference={"KN": 150}),
+    "scatter": lambda: plot.scatter([1, 10, 100], [1, 5, 50], labels={"b": (10, 5)}, diagonal=True),
+    "token_strips": lambda: plot.token_strips({"characters": list("Tokenization isn't magic: it's counting"),
+                                               "words": "Tokenization isn't magic".split()}),
+    "attention_grid 2x4": lambda: plot.attention_grid(_RNG.dirichlet(np.ones(12), (2, 4, 12)), _WORDS, _WORDS),
+    "attention_grid 2x2": lambda: plot.attention_grid(_RNG.dirichlet(np.ones(22), (2, 2, 22)), _LONG, _LONG),
+    "masks": lambda: plot.masks({k: np.tril(np.ones((6, 6), bool)) for k in ("a", "b", "c", "d")}),
+}
+
+
+@pytest.mark.parametrize("name", LEGIBLE)
+def test_every_plot_keeps_text_at_least_9_px_at_column_width(name):
+    import matplotlib.pyplot as plt
+
+    fig = LEGIBLE[name]()
+    assert plot.text_px(fig) >= plot.MIN_TEXT_PX
+    plt.close(fig)
+
+
+def test_text_px_sees_small_and_shrunk_text():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.set_title("a title")
+    assert plot.text_px(fig) == pytest.approx(9 * plot.DPI / 72)            # the 9-pt tick labels
+    ax.text(0.5, 0.5, "tiny", fontsize=5)
+    assert plot.text_px(fig) == pytest.approx(5 * plot.DPI / 72)
+    wide, ax = plt.subplots(figsize=(20, 3))
+    ax.plot([0, 1])
+    assert plot.text_px(wide) < 0.5 * 9 * plot.DPI / 72                      # shrunk to the column
+    plt.close("all")
+
+
+def test_attention_grid_names_layers_and_heads_by_default():
+    w = np.full((2, 3, 4, 4), 0.25)
+    fig = plot.attention_grid(w, list("abcd"), list("abcd"))
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels[:3]] == ["head 0", "head 1", "head 2"]
+    assert panels[0].get_ylabel() == "layer 0" and panels[3].get_ylabel() == "layer 1"
+    fig = plot.attention_grid(w[:1, :2], list("abcd"), list("abcd"),
+                              titles=[["layer 3, head 1", "layer 0, head 2"]])
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["layer 3, head 1", "layer 0, head 2"]
+    with pytest.raises(ValueError, match="titles"):
+        plot.attention_grid(w, list("abcd"), list("abcd"), titles=[["x"]])
+
+
+def test_chinese_labels_draw_with_a_cjk_font_without_missing_glyphs():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    if plot.cjk_font() is None:
+        pytest.skip("no CJK font: pip install mplfonts (the book extra) or a system Noto Sans CJK")
+    chars = list("空山不見人")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # "Glyph ... missing from font(s)" fails
+        fig = plot.heatmap(np.eye(5), chars, chars, annotate=False)
+        fig.canvas.draw()
+    plt.close(fig)

@@ -4,15 +4,73 @@ Numbers may come as lists, NumPy arrays or torch tensors on any device, also ten
 require grad: they are detached and copied to the CPU first (:func:`_array`)."""
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["finish", "heatmap", "curves", "training_curves", "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips",
-           "attention_grid", "masks"]
+__all__ = ["STYLE", "use_style", "cjk_font", "text_px", "finish", "heatmap", "curves", "training_curves",
+           "accuracy_vs_distance", "bars", "scatter", "tokens_html", "token_strips", "attention_grid", "masks"]
+
+# The book's figures. The site shows a PNG of DPI dots per inch in a text column COLUMN_PX wide
+# (at a 1280-px window; tests/test_site.py measures it) and shrinks anything wider. With no text
+# under 9 points (12.5 px) and no figure wider than MAX_WIDTH_IN, every label stays >= 9 px.
+DPI, COLUMN_PX, MIN_TEXT_PX = 100, 688, 9.0
+MAX_WIDTH_IN = COLUMN_PX * (9 * DPI / 72) / MIN_TEXT_PX / DPI          # 9.56 inches
+STYLE = {"figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (6.4, 4.0), "font.size": 10,
+         "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+         "legend.fontsize": 9, "figure.titlesize": 11, "legend.title_fontsize": 9}
+# Fonts with Chinese characters, tried in this order after the one the `mplfonts` package ships.
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK JP", "Source Han Sans SC",
+                "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei",
+                "PingFang SC", "Heiti TC", "Arial Unicode MS")
+
+
+@functools.lru_cache(maxsize=None)
+def cjk_font() -> str | None:
+    """The name of a font with Chinese characters, registered with matplotlib, or None.
+
+    First the Noto Sans CJK font of the ``mplfonts`` package (``pip install mplfonts``, part of
+    the ``book`` and ``cjk`` extras; found without importing it), then a system font matplotlib
+    already knows. None means Chinese text would draw as empty boxes: chapters then label by
+    position instead."""
+    from matplotlib import font_manager
+    spec = importlib.util.find_spec("mplfonts")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+        if path.is_file():
+            font_manager.fontManager.addfont(str(path))
+            return font_manager.FontProperties(fname=str(path)).get_name()
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FAMILIES if name in known), None)
+
+
+def use_style() -> None:
+    """Apply the book's figure style (:data:`STYLE`, and a CJK font as the fallback for
+    characters the default font lacks). Importing this module calls it."""
+    mpl.rcParams.update(STYLE)
+    cjk = cjk_font()        # a second family: matplotlib takes a glyph from it when DejaVu lacks one
+    mpl.rcParams["font.family"] = ["sans-serif"] + ([cjk] if cjk else [])
+
+
+def text_px(fig: Figure, column_px: int = COLUMN_PX) -> float:
+    """The height in screen pixels of the smallest text of ``fig`` as the site shows it: a PNG
+    cropped to its contents (as Jupyter saves it), shrunk to ``column_px`` if wider."""
+    fig.canvas.draw()
+    width_px = fig.get_tightbbox(fig.canvas.get_renderer()).width * fig.dpi
+    scale = min(1.0, column_px / width_px)
+    sizes = [t.get_fontsize() for t in fig.findobj(mpl.text.Text)
+             if t.get_visible() and t.get_text().strip() and t.get_window_extent().width > 0]
+    return min(sizes) * fig.dpi / 72 * scale if sizes else float("inf")
+
+
+use_style()
 
 
 def _array(x, name: str = "values") -> np.ndarray:
@@ -70,7 +128,8 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
     if m.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"matrix shape {m.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(0.55 * len(col_labels) + 2.5, 0.45 * len(row_labels) + 1.5))
+        fig, ax = plt.subplots(figsize=(min(0.55 * len(col_labels) + 2.5, MAX_WIDTH_IN),
+                                        0.45 * len(row_labels) + 1.5))
     else:
         fig = ax.figure
     shown = np.log1p(m) if log else m
@@ -82,7 +141,7 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if m[i, j]:
-                    ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=7,
+                    ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center",
                             color="white" if shown[i, j] > 0.6 * hi else "black")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -109,7 +168,7 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xla
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for i, (name, y) in enumerate((hlines or {}).items()):
         ax.axhline(_array([y], name)[0], ls="--", lw=1, color=f"C{len(series) + i}", label=name)
-    ax.legend(fontsize=8)
+    ax.legend()
     return finish(fig, ax, xlabel, ylabel, title, logx, logy)
 
 
@@ -161,11 +220,11 @@ def bars(labels: Sequence[str], values: Sequence[float], *, xlabel: str = "", ti
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     for yi, v in zip(y, values):
-        ax.text(v, yi, " " + fmt.format(v), va="center", fontsize=8)
+        ax.text(v, yi, " " + fmt.format(v), va="center")
     for i, (name, v) in enumerate((reference or {}).items()):
         ax.axvline(v, ls="--", lw=1.2, color=f"C{i + 1}", label=name)
     if reference:   # below the axes, so it never hides a bar
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -188,11 +247,11 @@ def scatter(x: Sequence[float], y: Sequence[float], *, labels: Mapping[str, tupl
     for name, point in (labels or {}).items():
         px, py = _array(point, name)
         ax.scatter([px], [py], s=25, color="C3")
-        ax.annotate(name, (px, py), xytext=(4, 4), textcoords="offset points", fontsize=8)
+        ax.annotate(name, (px, py), xytext=(4, 4), textcoords="offset points")
     if diagonal:
         lo, hi = max(min(np.min(x), np.min(y)), 1e-9), max(np.max(x), np.max(y))
         ax.plot([lo, hi], [lo, hi], ls="--", lw=1, color="gray", label="y = x")
-        ax.legend(fontsize=8)
+        ax.legend()
     return finish(fig, ax, xlabel, ylabel, title, logx, logy)
 
 
@@ -221,9 +280,9 @@ def tokens_html(rows: Mapping[str, Sequence[str]]):
     return HTML("".join(out))
 
 
-def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: int = 70) -> Figure:
+def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: int = 60) -> Figure:
     """A static picture of tokenizations: one strip of coloured boxes per row (wrapped at
-    ``width`` characters). Use Latin text: matplotlib's default font has no CJK glyphs."""
+    ``width`` characters). Chinese needs a CJK font (:func:`cjk_font`)."""
     _tokens(rows)
     if not rows or width < 1:
         raise ValueError(f"need at least one row and width >= 1, got {len(rows)} rows, width={width}")
@@ -238,14 +297,14 @@ def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: i
             current.append(v)
             used += len(v) + 0.6
         lines.append((f"{name} ({len(pieces)})" if first else "", current))
-    fig, ax = plt.subplots(figsize=(0.13 * width + 2.5, 0.42 * len(lines) + 0.8))
+    fig, ax = plt.subplots(figsize=(0.1 * width + 2.2, 0.42 * len(lines) + 0.8))
     for r, (label, pieces) in enumerate(lines):
         y, x = len(lines) - r - 1, 0.0
-        ax.text(-0.8, y, label, ha="right", va="center", fontsize=9, fontweight="bold")
+        ax.text(-0.8, y, label, ha="right", va="center", fontweight="bold")
         for i, v in enumerate(pieces):
             w = max(len(v), 1)
             ax.add_patch(plt.Rectangle((x, y - 0.35), w, 0.7, color=_TOKEN_COLOURS[i % len(_TOKEN_COLOURS)], ec="gray", lw=0.4))
-            ax.text(x + w / 2, y, v, ha="center", va="center", fontsize=8, family="monospace")
+            ax.text(x + w / 2, y, v, ha="center", va="center", fontsize=9, family="monospace")
             x += w + 0.6
     ax.set_xlim(-0.5, width + 1)
     ax.set_ylim(-0.7, len(lines) - 0.3)
@@ -257,12 +316,16 @@ def token_strips(rows: Mapping[str, Sequence[str]], *, title: str = "", width: i
 
 def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
                    row_names: Sequence[str] | None = None, col_names: Sequence[str] | None = None,
-                   title: str = "", cmap: str = "Reds", cell: float = 0.18) -> Figure:
+                   titles: Sequence[Sequence[str]] | None = None, title: str = "", cmap: str = "Reds",
+                   cell: float = 0.2) -> Figure:
     """A grid of attention maps with token labels (rows x columns of panels, like d2l's
-    ``show_heatmaps``): ``weights`` has shape ``(rows, cols, T_q, T_k)``, e.g. layers x heads.
+    ``show_heatmaps``): ``weights`` has shape ``(rows, cols, T_q, T_k)``, by default layers x
+    heads (rows named "layer r", columns "head k"). ``titles[r][k]`` names each panel instead,
+    for a selection of heads.
 
     Keys (``x_labels``, length T_k) run along the bottom, queries (``y_labels``, T_q) down
-    the left; every panel shares one colour scale from 0 to 1.
+    the left; every panel shares one colour scale from 0 to 1. Token cells are ``cell``
+    inches, made smaller (not below 0.15) to keep the grid within the book's column.
     """
     w = _array(weights, "weights")
     if w.ndim == 2:
@@ -270,21 +333,30 @@ def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
     if w.ndim != 4 or w.shape[2:] != (len(y_labels), len(x_labels)):
         raise ValueError(f"weights of shape {w.shape} do not match {len(y_labels)} query and {len(x_labels)} key labels")
     R, K = w.shape[:2]
+    row_names = [f"layer {r}" for r in range(R)] if row_names is None else row_names
+    col_names = [f"head {k}" for k in range(K)] if col_names is None else col_names
     for names, n, what in ((row_names, R, "row_names"), (col_names, K, "col_names")):
-        if names is not None and len(names) != n:
+        if len(names) != n:
             raise ValueError(f"{what} has {len(names)} names for {n} {what[:3]}s of panels")
+    if titles is not None and (len(titles) != R or any(len(t) != K for t in titles)):
+        raise ValueError(f"titles must be {R} lists of {K} panel titles")
+    label_in = 0.075 * max(len(str(v)) for v in y_labels) + 1.3      # y tick labels, colour bar
+    cell = max(0.15, min(cell, (MAX_WIDTH_IN - label_in) / (K * len(x_labels)) - 0.01))
     fig, axes = plt.subplots(R, K, squeeze=False, sharex=True, sharey=True,
-                             figsize=(K * (cell * len(x_labels) + 0.6) + 1.2, R * (cell * len(y_labels) + 0.6) + 0.9))
+                             figsize=(K * (cell * len(x_labels) + 0.3) + label_in,
+                                      R * (cell * len(y_labels) + 0.5) + 1.0))
     for r in range(R):
         for k in range(K):
             ax = axes[r, k]
             im = ax.imshow(w[r, k], cmap=cmap, vmin=0, vmax=1, aspect="auto")
-            ax.set_xticks(range(len(x_labels)), x_labels, rotation=90, fontsize=7)
-            ax.set_yticks(range(len(y_labels)), y_labels, fontsize=7)
-            if r == 0 and col_names is not None:
-                ax.set_title(col_names[k], fontsize=9)
-            if k == 0 and row_names is not None:
-                ax.set_ylabel(row_names[r], fontsize=9)
+            ax.set_xticks(range(len(x_labels)), x_labels, rotation=90)
+            ax.set_yticks(range(len(y_labels)), y_labels)
+            if titles is not None:
+                ax.set_title(titles[r][k])
+            elif r == 0:
+                ax.set_title(col_names[k])
+            if k == 0 and titles is None:
+                ax.set_ylabel(row_names[r])
     fig.colorbar(im, ax=axes, fraction=0.03, label="attention weight")
     fig.suptitle(title)
     return fig
@@ -297,14 +369,14 @@ def masks(named: Mapping[str, np.ndarray], *, title: str = "") -> Figure:
     named = {name: _array(m, name) for name, m in named.items()}
     if any(m.ndim != 2 for m in named.values()):
         raise ValueError(f"every mask must be 2-D (T_q, T_k), got shapes {[m.shape for m in named.values()]}")
-    fig, axes = plt.subplots(1, len(named), figsize=(2.6 * len(named) + 0.4, 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(named), figsize=(2.2 * len(named) + 0.4, 2.8), squeeze=False)
     for ax, (name, m) in zip(axes[0], named.items()):
         ax.imshow(m, cmap="Greys", vmin=0, vmax=1.4)
         ax.set_xticks(range(m.shape[1]))
         ax.set_yticks(range(m.shape[0]))
         ax.set_xlabel("key position")
         ax.set_ylabel("query position")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
