@@ -21,11 +21,12 @@ ifeq ($(origin TEXTBOOK_LM_DATA), undefined)
   endif
 endif
 
-.PHONY: help setup setup-book book lab test unit unit-oldest runtime-check nbval site browser-test execute stamp appendices \
+.PHONY: help setup setup-book book serve lab test unit unit-oldest runtime-check nbval site browser-test execute stamp appendices \
         leaderboard clean
 
 help:
 	@echo "make book        build the static site into _build/html (from the notebooks' stored outputs)"
+	@echo "make serve       serve the built site on http://127.0.0.1:8000 (search shows excerpts)"
 	@echo "make lab         open JupyterLab on book/"
 	@echo "make test        unit tests + runtime-only check + nbval over every notebook + warning-free site build"
 	@echo "                 + the site in a real browser, offline (browser-test)"
@@ -59,6 +60,14 @@ setup: $(VENV)/.installed
 book: setup-book
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "The book is in _build/html/index.html"
+
+# The site as a web server serves it. Opened from disk (file://) the pages, math and search
+# work, but the browser refuses to fetch the excerpts shown under each search hit.
+PORT ?= 8000
+serve:
+	@test -f _build/html/index.html || $(MAKE) book
+	@echo "http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	$(VENV)/bin/python -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
 lab: setup-book
 	$(VENV)/bin/jupyter lab book/

@@ -174,6 +174,9 @@ def test_attention_grid_names_layers_and_heads_by_default():
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["layer 3, head 1", "layer 0, head 2"]
     with pytest.raises(ValueError, match="titles"):
         plot.attention_grid(w, list("abcd"), list("abcd"), titles=[["x"]])
+    letters = list("attentionisallineed")                                    # 4 heads x 19 letters
+    with pytest.raises(ValueError, match="fewer heads"):
+        plot.attention_grid(np.full((2, 4, 19, 19), 1 / 19), letters, letters)
 
 
 def test_chinese_labels_draw_with_a_cjk_font_without_missing_glyphs():

@@ -68,8 +68,9 @@ def test_extras_split_runtime_site_and_test_tools():
     runtime = {_split(r)[0] for r in project["dependencies"]}
     assert runtime == {"torch", "numpy", "matplotlib", "tqdm", "regex", "ipywidgets"}
     extras = {k: {_split(r)[0] for r in v} for k, v in project["optional-dependencies"].items()}
-    assert set(extras) == {"book", "test"}
-    assert {"jupyter-book", "jupyterlab", "pyyaml"} <= extras["book"]
+    assert set(extras) == {"book", "cjk", "test"}
+    assert {"jupyter-book", "jupyterlab", "pyyaml", "mplfonts"} <= extras["book"]
+    assert extras["cjk"] == {"mplfonts"}
     assert {"pytest", "nbval", "hypothesis", "nltk", "transformers"} <= extras["test"]
     assert not (extras["book"] | extras["test"]) & runtime
 
@@ -144,9 +145,10 @@ def test_every_notebook_starts_with_the_stamped_setup_cell():
 def test_the_setup_cell_installs_the_release_only_where_the_package_is_missing(monkeypatch):
     """Run the cell twice: with textbook_lm importable (no install) and with it 'missing'."""
     source = book.setup_cell_source(ROOT)
-    release = f"textbook_lm @ git+{book.repository_url(ROOT)}@v{textbook_lm.__version__}"
-    assert f'"{release}"' in source
-    assert max(len(line) for line in source.splitlines() if not line.startswith("#")) <= 88
+    url = f"git+{book.repository_url(ROOT)}@v{textbook_lm.__version__}"
+    assert f'url = "{url}"' in source and 'release = "textbook_lm[cjk] @ " + url' in source
+    release = f"textbook_lm[cjk] @ {url}"
+    assert max(len(line) for line in source.splitlines()) <= 88
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
     exec(compile(source, "<setup cell>", "exec"), {})
@@ -211,3 +213,22 @@ def test_make_installs_the_extras_each_command_needs():
     assert re.search(r"^BOOK_EXTRAS\s*:=\s*book$", makefile, re.M)
     assert re.search(r"^TEST_EXTRAS\s*:=\s*book,test$", makefile, re.M)
     assert re.search(r"^book: setup-book$", makefile, re.M) and re.search(r"^test: setup\b.*\bruntime-check\b", makefile, re.M)
+
+
+def test_notebook_code_follows_the_book_style():
+    """Code lines fit the site's column (88 characters); no text under 9 points and no figure
+    wider than ``plot.MAX_WIDTH_IN`` (the two keep every label >= 9 px on the site)."""
+    from textbook_lm import plot
+
+    problems = []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for i, cell in enumerate(c for c in cells if c["cell_type"] == "code"):
+            src = "".join(cell["source"])
+            where = f"{path.name} code cell {i}"
+            problems += [f"{where}: {len(l)}-character line" for l in src.splitlines() if len(l) > 88]
+            problems += [f"{where}: text of {v} pt" for v in
+                         re.findall(r"(?:fontsize|labelsize)\s*=\s*(\d+(?:\.\d+)?)", src) if float(v) < 9]
+            problems += [f"{where}: figure {v} in wide" for v in
+                         re.findall(r"figsize\s*=\s*\(\s*(\d+(?:\.\d+)?)", src) if float(v) > plot.MAX_WIDTH_IN]
+    assert not problems, problems

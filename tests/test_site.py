@@ -3,7 +3,8 @@
 Serves ``_build/html`` on 127.0.0.1, opens every page in headless Chromium (Debian's
 ``chromium``, driven by Playwright from PyPI) with every non-local request aborted, and checks
 what a reader on a train would see: math typeset, images loaded, no console error, the menu
-opening at phone width, nothing wider than a phone's screen outside code and output boxes, and
+opening at phone width, nothing wider than a phone's screen outside code and output boxes, no
+figure shrunk so far that its 9-point labels fall below 9 px (``textbook_lm.plot``'s style), and
 every internal link resolving. Screenshots of each page at 1280 and 390 px go to
 ``_build/screenshots`` (``SITE_SCREENSHOTS=0`` skips them).
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
+
+from textbook_lm import plot
 
 SITE = os.environ.get("TEXTBOOK_LM_SITE")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -131,6 +134,11 @@ _TYPESET = """async () => {
 }"""
 _IMAGES = """() => { const im = [...document.images];
   return [im.length, im.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)]; }"""
+# Figures (notebook outputs) the column shrinks so much that 9-point text drops below 9 px.
+_SHRUNK = """(least) => [...document.querySelectorAll('.cell_output img')]
+  .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width / i.naturalWidth < least)
+  .map(i => Math.round(100 * i.getBoundingClientRect().width / i.naturalWidth) + '% of '
+            + i.naturalWidth + ' px')"""
 # Elements that stick out to the right of a phone's screen, outside boxes that scroll by design.
 _WIDE = """(w) => [...document.querySelectorAll('body *')].filter(e => {
   const r = e.getBoundingClientRect();
@@ -170,6 +178,10 @@ def test_pages_in_a_browser_offline(site, browser):
                 problems.append(f"{rel} @{width}: images not loaded: {broken[:3]}")
             if errors:
                 problems.append(f"{rel} @{width}: console errors: {errors[:3]}")
+            if width == DESKTOP:
+                shrunk = page.evaluate(_SHRUNK, plot.MIN_TEXT_PX / (9 * plot.DPI / 72))
+                if shrunk:
+                    problems.append(f"{rel}: figures shrunk below legibility: {shrunk[:4]}")
             if width == PHONE:
                 wide = page.evaluate(_WIDE, PHONE)
                 doc = page.evaluate("() => document.documentElement.scrollWidth")
@@ -201,5 +213,23 @@ def test_the_menu_opens(site, browser, width):
     assert link.is_visible() != before, f"the menu button did not {'close' if before else 'open'} the chapter list"
     searches = page.locator("input[type=search]:visible, .search-button-field:visible")
     assert searches.count() <= 1, "more than one search bar"
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.parametrize("query, page_name", [("perplexity", "01_ngrams"), ("自注意力", "05_attention")])
+def test_search_finds_pages_with_excerpts(site, browser, query, page_name):
+    """Search, served as `make serve` serves it, finds English and Chinese terms and shows an
+    excerpt of each hit (opened from file:// a browser blocks the excerpts)."""
+    _, base = site
+    page, _, errors = _open(browser, base, DESKTOP)
+    page.goto(base + "search.html?q=" + query, wait_until="load")
+    page.wait_for_selector("#search-results ul.search li", timeout=15000)
+    page.wait_for_timeout(1500)                               # excerpts arrive one by one
+    hits = page.locator("#search-results ul.search li")
+    links = [hits.nth(i).locator("a").first.get_attribute("href") for i in range(hits.count())]
+    assert any(page_name in (h or "") for h in links), (query, links)
+    excerpts = page.locator("#search-results ul.search li p.context")
+    assert excerpts.count() >= 1 and excerpts.first.inner_text().strip(), "hits without excerpts"
     assert not errors, errors
     page.close()

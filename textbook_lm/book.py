@@ -21,12 +21,13 @@ __all__ = ["SETUP_TEMPLATE", "setup_cell_source", "repository_url", "release_ver
            "COLAB_METADATA"]
 
 SETUP_TEMPLATE = '''\
-# Setup: this same cell opens every chapter (written by `python -m textbook_lm.book stamp`).
-# It installs the book's package, pinned to this edition's release, only where it is missing
-# (e.g. on Colab), then imports it.
+# Setup: this cell opens every chapter (written by `python -m textbook_lm.book stamp`).
+# It installs the book's package, pinned to this edition's release, where it is missing
+# (e.g. on Colab), with a font for Chinese figure labels, then imports it.
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("textbook_lm") is None:
-    release = "textbook_lm @ git+{repo_url}@v{version}"
+    url = "git+{repo_url}@v{version}"
+    release = "textbook_lm[cjk] @ " + url
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", release], check=True)
 import textbook_lm as tlm
 tlm.seed(0)

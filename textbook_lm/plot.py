@@ -325,7 +325,8 @@ def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
 
     Keys (``x_labels``, length T_k) run along the bottom, queries (``y_labels``, T_q) down
     the left; every panel shares one colour scale from 0 to 1. Token cells are ``cell``
-    inches, made smaller (not below 0.15) to keep the grid within the book's column.
+    inches, made smaller (not below 0.13) to keep the grid within the book's column; a grid
+    that cannot fit is an error.
     """
     w = _array(weights, "weights")
     if w.ndim == 2:
@@ -341,7 +342,10 @@ def attention_grid(weights, x_labels: Sequence[str], y_labels: Sequence[str], *,
     if titles is not None and (len(titles) != R or any(len(t) != K for t in titles)):
         raise ValueError(f"titles must be {R} lists of {K} panel titles")
     label_in = 0.075 * max(len(str(v)) for v in y_labels) + 1.3      # y tick labels, colour bar
-    cell = max(0.15, min(cell, (MAX_WIDTH_IN - label_in) / (K * len(x_labels)) - 0.01))
+    cell = min(cell, (MAX_WIDTH_IN - label_in - 0.3 * K) / (K * len(x_labels)))
+    if cell < 0.13:                      # 13 px rows for 12.5-px labels
+        raise ValueError(f"{K} panels of {len(x_labels)} tokens do not fit the book's column with "
+                         "legible labels: show fewer heads (a selection, with titles=) or fewer tokens")
     fig, axes = plt.subplots(R, K, squeeze=False, sharex=True, sharey=True,
                              figsize=(K * (cell * len(x_labels) + 0.3) + label_in,
                                       R * (cell * len(y_labels) + 0.5) + 1.0))
