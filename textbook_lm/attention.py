@@ -265,6 +265,9 @@ class MultiHeadAttention(nn.Module):
         self.rotary = rotary
         self.record_weights = False                              # set by `record`
         self.last_weights: torch.Tensor | None = None
+        # called on the heads' outputs (B, heads, T, head_dim) before W_O mixes them; returns
+        # them (changed or not). Set by `heads.ablate` and `heads.head_means`.
+        self.head_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:          # (B, T, d_model) -> (B, heads, T, head_dim)
         B, T, _ = t.shape
@@ -304,6 +307,8 @@ class MultiHeadAttention(nn.Module):
                 self.last_weights = weights.detach()
         else:
             y = attend_fused(q, k, v, mask, causal=causal, dropout_p=p)
+        if self.head_hook is not None:
+            y = self.head_hook(y)
         y = y.transpose(1, 2).reshape(B, T, C)                   # heads side by side again: (B, T, d_model)
         return self.out(y), (weights if need_weights else None)
 

@@ -1,0 +1,163 @@
+"""Chapter 9's experiments: the in-context-learning models, their training histories, and the
+chain-of-thought pair.
+
+Commands (each writes into ``--out DIR``, default ``./artefacts``, or with ``--into-package``
+into the package's shipped artefacts):
+
+* ``python -m textbook_lm.experiments.icl train icl-2layer``: a 2-layer GPT on demonstration
+  sequences with fresh mappings (plus repeated runs), with its history of label loss, ICL
+  score, best induction and previous-token scores and 8-shot accuracy every 50 steps.
+* ``... train icl-1layer``: the same recipe with one layer (the control).
+* ``... train icl-fixed``: two layers, one fixed mapping for every sequence (Chan et al.'s
+  in-weights control).
+* ``... train cot-steps`` and ``... train cot-direct``: 2-layer GPTs on "where does the chain
+  end?", writing the walk or only the answer.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+
+from textbook_lm import heads, hub, prompting
+from textbook_lm import seed as seed_all
+from textbook_lm import train as tr
+from textbook_lm.data import icl
+from textbook_lm.experiments import add_output_args, output_dir
+from textbook_lm.generate import generate
+from textbook_lm.gpt import GPT, GPTConfig
+
+__all__ = ["MODEL", "RECIPES", "COT", "data_for", "probe", "train_recipe", "chain_accuracy", "OLSSON",
+           "main"]
+
+# Two layers of four 16-dimensional heads, width 64: the smallest shape in which an induction
+# head can form (it needs a previous-token head in an earlier layer).
+MODEL = dict(vocab_size=len(icl.VOCAB), block_size=72, n_layer=2, n_head=4, n_embd=64, dropout=0.0, bias=False,
+             activation="gelu")
+TRAIN = dict(steps=2000, batch_size=32, seq_len=63, lr=1e-3, warmup=100, min_lr_ratio=0.1, weight_decay=0.1,
+             eval_every=50, eval_batches=128)
+RECIPES: dict[str, dict] = {
+    "icl-2layer": dict(model=MODEL, train=TRAIN, data=dict(n_items=4, n_labels=2, repeats=0.5)),
+    "icl-1layer": dict(model={**MODEL, "n_layer": 1}, train=TRAIN, data=dict(n_items=4, n_labels=2, repeats=0.5)),
+    "icl-fixed": dict(model=MODEL, train=TRAIN, data=dict(n_items=4, n_labels=2, repeats=0.5, mapping="fixed")),
+}
+COT = dict(model=MODEL, train={**TRAIN, "steps": 3000, "seq_len": 72}, max_hops=4)
+# Olsson et al. (2022), "In-context Learning and Induction Heads": definitions and the finding
+# our chapter reproduces at small scale.
+OLSSON = {
+    "icl_score": "loss of the 500th token minus loss of the 50th token, averaged over examples",
+    "prefix_matching": "attention from a token to the token after its earlier occurrence, on repeated "
+                       "random tokens",
+    "finding": "in small attention-only models, induction heads form in a narrow window early in "
+               "training (the 'phase change'), the ICL score drops at the same time, and one-layer "
+               "models, which cannot form induction heads, show no such change",
+}
+EVAL_PROBE = icl.repeated_random(64, 20, seed=1)          # 64 runs of 20 items, repeated once
+
+
+def data_for(name: str, seed: int = 0) -> icl.Episodes:
+    return icl.Episodes(**RECIPES[name]["data"], seed=seed)
+
+
+@torch.no_grad()
+def probe(model: GPT, data: icl.Episodes, shots: int = 8, n: int = 200) -> dict:
+    """What the chapter plots along training: the loss on the first two and the last four
+    labels of the validation sequences (and their difference, the ICL score), the best
+    prefix-matching (induction) and previous-token scores with their heads, and ``shots``-shot
+    accuracy on fresh mappings (also for a model trained on a fixed one)."""
+    windows = data.windows(TRAIN["seq_len"])
+    x, y = torch.cat([w[0] for w in windows]), torch.cat([w[1] for w in windows])
+    dev = next(model.parameters()).device
+    lp = tr.target_logprobs(model.eval(), x.to(dev), y.clamp(min=0).to(dev)).cpu()
+    k = int((y != -100).sum(1).min())                       # labels in the shortest window
+    per_label = torch.stack([-lp[r, y[r] != -100][:k] for r in range(len(y))]).mean(0)   # (k,)
+    maps = heads.attention_maps(model, EVAL_PROBE)
+    pm, pt = heads.prefix_matching(maps, 20), heads.previous_token(maps)
+    fresh = icl.Episodes(data.n_items, data.n_labels)      # new mappings, whatever the training data
+    ev = prompting.evaluate(model, lambda r: fresh.prompt(r, shots), n=n, seed=1, encode=icl.encode)
+    best = lambda s: [int(i) for i in divmod(int(s.argmax()), s.shape[1])]
+    return {"early_loss": round(float(per_label[:2].mean()), 4), "late_loss": round(float(per_label[-4:].mean()), 4),
+            "icl_score": round(heads.icl_score(per_label, slice(0, 2), slice(-4, None)), 4),
+            "induction": round(float(pm.max()), 4), "induction_head": best(pm),
+            "previous": round(float(pt.max()), 4), "previous_head": best(pt),
+            f"accuracy_{shots}shot": round(ev.accuracy, 4)}
+
+
+def train_recipe(name: str, steps: int | None = None, seed: int = 0, progress: bool = False,
+                 device: str | torch.device | None = None) -> tuple[GPT, tr.History, list[dict]]:
+    """Train recipe ``name`` from scratch; returns the model, its history and the
+    :func:`probe` measurements at every evaluation."""
+    r = RECIPES[name]
+    seed_all(seed)
+    model = GPT(GPTConfig(**r["model"])).to(device or "cpu")
+    data = data_for(name, seed)
+    cfg = tr.TrainConfig(**{**r["train"], "seed": seed, **({"steps": steps} if steps else {})})
+    probes: list[dict] = []
+
+    def metric(m):
+        probes.append(probe(m, data))
+        return probes[-1]["accuracy_8shot"]
+
+    history = tr.train(model, data, data, cfg, progress=progress, metric=metric)
+    return model.eval(), history, probes
+
+
+def train_chains(steps_written: bool, steps: int | None = None, seed: int = 0, progress: bool = False,
+                 device: str | torch.device | None = None) -> tuple[GPT, tr.History]:
+    seed_all(seed)
+    model = GPT(GPTConfig(**COT["model"])).to(device or "cpu")
+    data = icl.Chains(steps=steps_written, max_hops=COT["max_hops"])
+    cfg = tr.TrainConfig(**{**COT["train"], "seed": seed, **({"steps": steps} if steps else {})})
+    return model, tr.train(model, data, data, cfg, progress=progress)
+
+
+@torch.no_grad()
+def chain_accuracy(model: GPT, steps_written: bool, hops: int, n: int = 100, n_arrows: int = 10,
+                   seed: int = 0) -> float:
+    """Share of ``n`` chains of ``hops`` hops whose end the model names (greedy decoding; with
+    written steps, the item before ``end`` in what it writes)."""
+    task, rng, right = icl.Chains(steps=steps_written), random.Random(seed), 0
+    for _ in range(n):
+        words, start, answer = task.words(rng, hops, n_arrows)
+        prompt = torch.tensor(icl.encode(words[:start]))
+        new = 2 * hops + 3 if steps_written else 1
+        out = icl.decode(generate(model, prompt, new, temperature=0)[0, start:].tolist())
+        if steps_written:
+            got = out[out.index("end") - 2] if "end" in out[2:] else None
+        else:
+            got = out[0]
+        right += got == answer
+    return right / n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.experiments.icl",
+                                 description="Train Chapter 9's in-context-learning and chain-of-thought models.")
+    ap.add_argument("command", choices=["train"])
+    ap.add_argument("name", choices=[*RECIPES, "cot-steps", "cot-direct"])
+    add_output_args(ap)
+    args = ap.parse_args(argv)
+    command = f"python -m textbook_lm.experiments.icl train {args.name}"
+    t0 = time.perf_counter()
+    if args.name in RECIPES:
+        model, history, probes = train_recipe(args.name, progress=True)
+        info = {"recipe": RECIPES[args.name], "train_seconds": round(history.seconds, 1), "steps": history.step[-1],
+                "train_loss": [round(v, 4) for v in history.train_loss], "val_step": history.val_step,
+                "val_loss": [round(v, 4) for v in history.val_loss], "probes": probes}
+    else:
+        written = args.name == "cot-steps"
+        model, history = train_chains(written, progress=True)
+        acc = {h: chain_accuracy(model, written, h) for h in range(1, 9)}
+        info = {"recipe": COT, "steps_written": written, "train_seconds": round(history.seconds, 1),
+                "steps": history.step[-1], "val_step": history.val_step,
+                "val_loss": [round(v, 4) for v in history.val_loss], "accuracy_by_hops": acc}
+    info.update(command=command, vocab=icl.VOCAB)
+    path = hub.save(model, output_dir(args, args.name), info=info)
+    print(f"{args.name}: {info['steps']} steps, {time.perf_counter() - t0:.0f} s -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
