@@ -134,6 +134,10 @@ _TYPESET = """async () => {
 }"""
 _IMAGES = """() => { const im = [...document.images];
   return [im.length, im.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)]; }"""
+# Code cells whose lines are all <= 88 characters but that still scroll sideways.
+_CODE_SCROLLS = """() => [...document.querySelectorAll('.cell_input pre')]
+  .filter(p => Math.max(...p.innerText.split('\\n').map(l => l.length)) <= 88 && p.scrollWidth > p.clientWidth + 1)
+  .map(p => p.innerText.split('\\n')[0].slice(0, 40))"""
 # Figures (notebook outputs) the column shrinks so much that 9-point text drops below 9 px.
 _SHRUNK = """(least) => [...document.querySelectorAll('.cell_output img')]
   .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width / i.naturalWidth < least)
@@ -182,6 +186,9 @@ def test_pages_in_a_browser_offline(site, browser):
                 shrunk = page.evaluate(_SHRUNK, plot.MIN_TEXT_PX / (9 * plot.DPI / 72))
                 if shrunk:
                     problems.append(f"{rel}: figures shrunk below legibility: {shrunk[:4]}")
+                scrolls = page.evaluate(_CODE_SCROLLS)
+                if scrolls:
+                    problems.append(f"{rel}: code of <= 88 characters a line scrolls sideways: {scrolls[:3]}")
             if width == PHONE:
                 wide = page.evaluate(_WIDE, PHONE)
                 doc = page.evaluate("() => document.documentElement.scrollWidth")
