@@ -17,12 +17,14 @@ def test_a_short_icl_run_records_every_probe():
     assert model.cfg.n_layer == 1 and model.cfg.vocab_size == len(icl.VOCAB)
 
 
-def test_chain_accuracy_reads_the_answer_where_it_is_written():
-    model, history = xicl.train_chains(True, steps=5)
-    assert history.step[-1] == 5
-    acc = xicl.chain_accuracy(model, True, hops=2, n=5)
-    assert 0 <= acc <= 1
-    direct, _ = xicl.train_chains(False, steps=5)
+def test_chain_models_start_from_the_base_and_leave_it_alone():
+    base, _, _ = xicl.train_recipe("icl-1layer", steps=5)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    model, history = xicl.train_chains(True, base=base, steps=5)
+    assert history.step[-1] == 5 and model is not base
+    assert all(torch.equal(v, base.state_dict()[k]) for k, v in before.items())
+    assert 0 <= xicl.chain_accuracy(model, True, hops=2, n=5) <= 1
+    direct, _ = xicl.train_chains(False, base=base, steps=5)
     assert 0 <= xicl.chain_accuracy(direct, False, hops=2, n=5) <= 1
 
 
@@ -39,23 +41,20 @@ class _Oracle(torch.nn.Module):
         out = torch.full((B, T, len(icl.VOCAB)), -30.0)
         for b in range(B):
             words = icl.decode(idx[b])
-            arrows = {words[i]: words[i + 2] for i in range(1, len(words) - 2) if words[i + 1] == ">" and
-                      words[i - 1] in ("<bos>", ",")}
             q = words.index("?") if "?" in words else None
-            for t in range(T):
-                if q is None or t < q:
-                    continue
+            if q is None:
+                continue
+            arrows = {words[i]: words[i + 1] for i in range(1, q - 3, 3)}
+            for t in range(q, T):
                 if not self.steps:
                     node = words[q - 1]
-                    while arrows.get(node, "end") != "end":
+                    while arrows[node] != "end":
                         node = arrows[node]
                     nxt = node
                 elif t == q:
                     nxt = words[q - 1]
-                elif words[t] == ">":
-                    nxt = arrows[words[t - 1]]
                 else:
-                    nxt = ">" if words[t] != "end" else ","
+                    nxt = arrows.get(words[t], ",")
                 out[b, t, icl.STOI[nxt]] = 0.0
         return out
 

@@ -68,6 +68,7 @@ def test_prompts_are_built_exactly_as_specified():
     assert words == ["<bos>", "bal", "->", "yes", ";", "bal", "->", "yes", ";", "kin", "->", "no", ";",
                      "kin", "->"]
     assert prompting.build([], "bal") == ["<bos>", "bal", ":"]
+    assert prompting.build([("bal", "red")], "kin", sep="") == ["<bos>", "bal", "red", ",", "kin"]
     with pytest.raises(ValueError, match="permutation"):
         prompting.build(demos, "kin", order=[0, 0, 1])
     p = icl.Episodes(n_items=4, n_labels=2).prompt(random.Random(0), 5, template=icl.Template("is", "."),
@@ -193,7 +194,8 @@ def test_chains_answers_are_where_the_chain_ends():
         task = icl.Chains(steps=steps)
         for hops in (1, 3, 6):
             words, start, end = task.words(rng, hops, 10)
-            arrows = {words[i]: words[i + 2] for i in range(1, start - 4, 4)}
+            arrows = {words[i]: words[i + 1] for i in range(1, start - 3, 3)}
+            assert all(words[i] == "," for i in range(3, start - 3, 3)) and len(arrows) == 10
             x = words[start - 2]
             node = x
             for _ in range(hops):
@@ -201,9 +203,8 @@ def test_chains_answers_are_where_the_chain_ends():
             assert node == end and arrows[end] == "end"
             if steps:
                 walk = words[start:]
-                assert walk[::2] == [x] + [arrows[w] for w in walk[:-2:2]]
-                assert walk[-1] == "end" and len(walk) == 2 * hops + 3
+                assert walk == [x] + [arrows[w] for w in walk[:-1]] and len(walk) == hops + 2
             else:
                 assert words[start:] == [end]
-    x, y = icl.Chains(steps=True).batch(4, 0, generator=torch.Generator().manual_seed(0))
+    x, y = icl.Chains(steps=True, repeats=0.5).batch(8, 60, generator=torch.Generator().manual_seed(0))
     assert x.shape == y.shape and (y != -100).any(dim=1).all()

@@ -35,16 +35,17 @@ def build(demos: Sequence[tuple[str, str]], query: str, *, sep: str = ":", delim
           labels: dict[str, str] | None = None, order: Sequence[int] | None = None,
           prefix: Sequence[str] = ("<bos>",)) -> list[str]:
     """The words of a k-shot prompt: ``prefix``, then each demonstration ``(x, y)`` as
-    ``x sep y' delim`` (``y' = labels[y]`` if ``labels`` renames the label words), in the
-    given ``order`` (a permutation of the demonstrations' indices), then ``query sep``."""
+    ``x sep y' delim`` (``y' = labels[y]`` if ``labels`` renames the label words; no separator
+    if ``sep`` is empty), in the given ``order`` (a permutation of the demonstrations'
+    indices), then ``query sep``."""
     order = list(range(len(demos))) if order is None else list(order)
     if sorted(order) != list(range(len(demos))):
         raise ValueError(f"order must be a permutation of 0..{len(demos) - 1}, got {order}")
-    words = list(prefix)
+    words, s = list(prefix), [sep] if sep else []
     for i in order:
         x, y = demos[i]
-        words += [x, sep, labels[y] if labels else y, delim]
-    return words + [query, sep]
+        words += [x, *s, labels[y] if labels else y, delim]
+    return words + [query, *s]
 
 
 @torch.no_grad()

@@ -7,8 +7,9 @@
   weights) and many items per sequence (few repeats: not *bursty*).
 * :func:`repeated_random`: a random token sequence followed by itself, the probe of
   induction heads (Olsson et al., 2022).
-* :class:`Chains`: arrows ``a > b`` forming two chains, and the question "where does the
-  chain from x end?", answered directly or after writing the walk (chain of thought).
+* :class:`Chains`: arrows ``a b`` (a leads to b) forming two chains, and the question
+  "where does the chain from x end?", answered directly or after writing the walk (chain of
+  thought).
 
 Everything is word-level over one fixed vocabulary (:data:`VOCAB`), shared by the models of
 the chapter; ids are positions in it. Sampling takes a ``random.Random``.
@@ -23,7 +24,8 @@ import torch
 from textbook_lm.checks import check_int
 
 __all__ = ["SEPARATORS", "DELIMITERS", "ITEMS", "LABELS", "HELD_OUT_LABELS", "VOCAB", "STOI", "Template",
-           "INSTRUCTION", "TEMPLATES", "TRAIN_TEMPLATES", "Episodes", "Prompt", "repeated_random", "Chains", "encode", "decode"]
+           "INSTRUCTION", "TEMPLATES", "TRAIN_TEMPLATES", "Episodes", "Prompt", "repeated_random", "Chains", "Mixture", "encode",
+           "decode"]
 
 SPECIALS = ["<pad>", "<bos>", "N/A"]               # N/A: a content-free input (calibration)
 SEPARATORS = [":", "->", "=", "is"]               # between an item and its label
@@ -33,7 +35,7 @@ LABELS = ["red", "blue", "green", "gold", "cat", "dog", "owl", "fox",
 ITEMS = [w for w in (c + v + e for c in "bdgkmpstvz" for v in "aiou" for e in "lnr")
          if w not in LABELS][:96]                                            # bal, ban, ... (96)
 HELD_OUT_LABELS = ["yes", "no", "A", "B", "positive", "negative"]     # never a label in training
-CHAINS = [">", "end", "start", "?"]
+CHAINS = ["end", "start", "?"]
 # Words of an instruction ("give the label of bal"): in the vocabulary, never in training
 INSTRUCTION = ["give", "the", "label", "of", "answer", "what", "please", "question"]
 VOCAB = SPECIALS + SEPARATORS + DELIMITERS + ITEMS + LABELS + HELD_OUT_LABELS + CHAINS + INSTRUCTION
@@ -223,39 +225,42 @@ def repeated_random(n: int, length: int, seed: int = 0, vocab: list[str] | None 
 
 
 class Chains:
-    """Where does the chain end? ``<bos> a > b , b > c , c > end , ... start x ?`` then the answer.
+    """Where does the chain end? ``<bos> a b , b c , c end , ... start x ?`` then the answer.
 
-    Two chains of arrows between random items, each ending in an arrow to ``end``, written in
-    random order. The answer to ``start x ?`` is the last item of x's chain, ``hops`` arrows
-    further on. ``steps=True`` writes the walk first, ``x > y > z > end`` (a chain of thought:
-    every step is one lookup, and the step to ``end`` says where to stop); otherwise only the
-    item reached. Training draws 4 to 14 arrows and 1 to ``max_hops`` hops; :meth:`example`
-    takes ``hops`` (and ``n_arrows``) to test larger problems in the same context length.
-    Targets are -100 except on the written answer."""
+    Two chains of arrows ``u v`` (u leads to v) between random items, each ending in an
+    arrow to ``end``, written in random order. The answer to ``start x ?`` is the last item of
+    x's chain, ``hops`` arrows further on. ``steps=True`` writes the walk first, ``x y z end``
+    (a chain of thought: every step is one lookup, "what follows this item in the list?", and
+    reaching ``end`` says where to stop); otherwise only the item reached. Training draws 4 to
+    14 arrows and 1 to ``max_hops`` hops (and, with ``repeats``, some repeated runs as in
+    :class:`Episodes`); :meth:`example` takes ``hops`` and ``n_arrows`` to test larger
+    problems. Targets are -100 except on the written answer."""
 
-    def __init__(self, steps: bool = False, max_hops: int = 4, n_arrows: tuple[int, int] = (4, 14)):
+    def __init__(self, steps: bool = False, max_hops: int = 4, n_arrows: tuple[int, int] = (4, 14),
+                 repeats: float = 0.0):
         check_int("max_hops", max_hops, 1)
         if not (isinstance(n_arrows, tuple) and len(n_arrows) == 2 and 2 <= n_arrows[0] <= n_arrows[1]):
             raise ValueError(f"n_arrows must be a (min, max) pair with 2 <= min <= max, got {n_arrows!r}")
-        self.steps, self.max_hops, self.n_arrows = steps, max_hops, n_arrows
+        if not 0 <= repeats <= 1:
+            raise ValueError(f"repeats must be a fraction in [0, 1], got {repeats!r}")
+        self.steps, self.max_hops, self.n_arrows, self.repeats = steps, max_hops, n_arrows, repeats
 
     def words(self, rng: random.Random, hops: int, n_arrows: int) -> tuple[list[str], int, str]:
         """The example's words, where its answer starts, and the item it must reach."""
         if not 1 <= hops < n_arrows - 1:
             raise ValueError(f"hops must be in [1, n_arrows - 2], got {hops} with {n_arrows} arrows")
         a = rng.randint(hops + 1, n_arrows - 1)            # arrows of x's chain (the last one to end)
-        items = rng.sample(ITEMS, n_arrows)                 # a - 1 + ... : one item per arrow
+        items = rng.sample(ITEMS, n_arrows)                 # one item per arrow: its source
         first, second = items[:a], items[a:]
         arrows = [(u, v) for chain in (first, second) for u, v in zip(chain, chain[1:] + ["end"])]
         rng.shuffle(arrows)
         words = ["<bos>"]
         for u, v in arrows:
-            words += [u, ">", v, ","]
+            words += [u, v, ","]
         x = first[a - 1 - hops]
         words += ["start", x, "?"]
         start = len(words)
-        words += ([*sum(([u, ">"] for u in first[a - 1 - hops:]), []), "end"] if self.steps
-                  else [first[-1]])
+        words += first[a - 1 - hops:] + ["end"] if self.steps else [first[-1]]
         return words, start, first[-1]
 
     def example(self, rng: random.Random, hops: int | None = None,
@@ -270,12 +275,38 @@ class Chains:
     def batch(self, batch_size: int, seq_len: int, mode: str = "random",
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        return _pad([self.example(rng) for _ in range(batch_size)])
+        return _pad([Episodes.repeated(rng, rng.randint(20, seq_len)) if rng.random() < self.repeats
+                     else self.example(rng) for _ in range(batch_size)])
 
     def windows(self, seq_len: int, max_windows: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         rng = random.Random(20_000)
         n = 128 if not max_windows else min(max_windows, 128)
         return [(torch.tensor([x]), torch.tensor([y])) for x, y in (self.example(rng) for _ in range(n))]
+
+
+class Mixture:
+    """Training data drawn from several sources: each batch takes ``round(weight * batch)``
+    rows from each (padded to one length); validation windows are the first source's."""
+
+    def __init__(self, *parts: tuple[object, float]):
+        if not parts or any(w <= 0 for _, w in parts):
+            raise ValueError("give (data, weight) pairs with weights > 0")
+        total = sum(w for _, w in parts)
+        self.parts = [(d, w / total) for d, w in parts]
+
+    def batch(self, batch_size: int, seq_len: int, mode: str = "random",
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, left = [], batch_size
+        for k, (data, w) in enumerate(self.parts):
+            n = left if k == len(self.parts) - 1 else min(left, round(w * batch_size))
+            left -= n
+            if n:
+                x, y = data.batch(n, seq_len, mode, generator)
+                rows += [(xi.tolist(), yi.tolist()) for xi, yi in zip(x, y)]
+        return _pad(rows)
+
+    def windows(self, seq_len: int, max_windows: int | None = None):
+        return self.parts[0][0].windows(seq_len, max_windows)
 
 
 def _pad(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:

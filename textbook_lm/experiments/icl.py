@@ -10,8 +10,8 @@ into the package's shipped artefacts):
 * ``... train icl-1layer``: the same recipe with one layer (the control).
 * ``... train icl-fixed``: two layers, one fixed mapping for every sequence (Chan et al.'s
   in-weights control).
-* ``... train cot-steps`` and ``... train cot-direct``: 2-layer GPTs on "where does the chain
-  end?", writing the walk or only the answer.
+* ``... train cot-steps`` and ``... train cot-direct``: the shipped icl-2layer fine-tuned on
+  "where does the chain end?", writing the walk or only the answer (about 30 s each).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from textbook_lm.experiments import add_output_args, output_dir
 from textbook_lm.generate import generate
 from textbook_lm.gpt import GPT, GPTConfig
 
-__all__ = ["MODEL", "RECIPES", "COT", "data_for", "probe", "train_recipe", "chain_accuracy", "OLSSON",
-           "main"]
+__all__ = ["MODEL", "RECIPES", "COT", "data_for", "probe", "train_recipe", "train_chains", "chain_accuracy",
+           "accuracy_by_shots", "ablation_study", "format_study", "order_study", "OLSSON", "main"]
 
 # Two layers of four 16-dimensional heads, width 64: the smallest shape in which an induction
 # head can form (it needs a previous-token head in an earlier layer).
@@ -43,7 +43,10 @@ RECIPES: dict[str, dict] = {
     "icl-1layer": dict(model={**MODEL, "n_layer": 1}, train=TRAIN, data=dict(n_items=4, n_labels=2, repeats=0.5)),
     "icl-fixed": dict(model=MODEL, train=TRAIN, data=dict(n_items=4, n_labels=2, repeats=0.5, mapping="fixed")),
 }
-COT = dict(model=MODEL, train={**TRAIN, "steps": 3000, "seq_len": 72}, max_hops=4)
+# Chain of thought: both models start from the shipped icl-2layer (which has its induction
+# heads) and are fine-tuned on chains (3/4 of each batch) and demonstration data (1/4).
+COT = dict(base="icl-2layer", train={**TRAIN, "steps": 1000, "seq_len": 72, "warmup": 50, "eval_every": 250,
+                                     "eval_batches": 16}, max_hops=4, chains_share=0.75)
 # Olsson et al. (2022), "In-context Learning and Induction Heads": definitions and the finding
 # our chapter reproduces at small scale.
 OLSSON = {
@@ -104,11 +107,18 @@ def train_recipe(name: str, steps: int | None = None, seed: int = 0, progress: b
     return model.eval(), history, probes
 
 
-def train_chains(steps_written: bool, steps: int | None = None, seed: int = 0, progress: bool = False,
-                 device: str | torch.device | None = None) -> tuple[GPT, tr.History]:
+def train_chains(steps_written: bool, base: GPT | None = None, steps: int | None = None, seed: int = 0,
+                 progress: bool = False, device: str | torch.device | None = None) -> tuple[GPT, tr.History]:
+    """Fine-tune a copy of ``base`` (default: the shipped ``icl-2layer``) to answer "where does
+    the chain end?", writing the walk (``steps_written``) or only the answer."""
     seed_all(seed)
-    model = GPT(GPTConfig(**COT["model"])).to(device or "cpu")
-    data = icl.Chains(steps=steps_written, max_hops=COT["max_hops"])
+    if base is None:
+        base = hub.load(COT["base"])[0]
+    model = GPT(base.cfg).to(device or "cpu")
+    model.load_state_dict(base.state_dict())
+    share = COT["chains_share"]
+    data = icl.Mixture((icl.Chains(steps=steps_written, max_hops=COT["max_hops"]), share),
+                       (icl.Episodes(**RECIPES[COT["base"]]["data"]), 1 - share))
     cfg = tr.TrainConfig(**{**COT["train"], "seed": seed, **({"steps": steps} if steps else {})})
     return model, tr.train(model, data, data, cfg, progress=progress)
 
@@ -122,14 +132,75 @@ def chain_accuracy(model: GPT, steps_written: bool, hops: int, n: int = 100, n_a
     for _ in range(n):
         words, start, answer = task.words(rng, hops, n_arrows)
         prompt = torch.tensor(icl.encode(words[:start]))
-        new = 2 * hops + 3 if steps_written else 1
+        new = hops + 2 if steps_written else 1
         out = icl.decode(generate(model, prompt, new, temperature=0)[0, start:].tolist())
         if steps_written:
-            got = out[out.index("end") - 2] if "end" in out[2:] else None
+            got = out[out.index("end") - 1] if "end" in out[1:] else None
         else:
             got = out[0]
         right += got == answer
     return right / n
+
+
+def accuracy_by_shots(model: GPT, shots: list[int], n: int = 200, n_items: int = 4, n_labels: int = 2,
+                      seed: int = 1) -> dict[int, float]:
+    """k-shot accuracy on fresh mappings for every k in ``shots`` (the same prompts for
+    every model: the prompt generator is seeded)."""
+    data = icl.Episodes(n_items, n_labels)
+    return {k: prompting.evaluate(model, lambda r: data.prompt(r, k), n=n, seed=seed,
+                                  encode=icl.encode).accuracy for k in shots}
+
+
+def ablation_study(model: GPT, shots: int = 8, n: int = 200, seed: int = 1) -> dict[tuple[int, int], float]:
+    """k-shot accuracy with each head zero-ablated in turn, and with none (key ``(-1, -1)``)."""
+    data = icl.Episodes()
+    run = lambda: prompting.evaluate(model, lambda r: data.prompt(r, shots), n=n, seed=seed,
+                                     encode=icl.encode).accuracy
+    out = {(-1, -1): run()}
+    for layer, m in enumerate(heads.attention_modules(model)):
+        for h in range(m.n_heads):
+            with heads.ablate(model, [(layer, h)]):
+                out[(layer, h)] = run()
+    return out
+
+
+def format_study(model: GPT, shots: int = 8, n: int = 100, seed: int = 2) -> list[dict]:
+    """Accuracy, raw and calibrated, for every template (separator x delimiter), with the
+    training label words and with held-out ones (``yes``/``no``, ``A``/``B``, ...)."""
+    rows = []
+    for template in icl.TEMPLATES:
+        for words in ("training labels", "held-out labels"):
+            labels = None if words == "training labels" else icl.HELD_OUT_LABELS
+            data = icl.Episodes()
+            make = lambda r: data.prompt(r, shots, template=template, labels=labels)
+            raw = prompting.evaluate(model, make, n=n, seed=seed, encode=icl.encode)
+            cal = prompting.evaluate(model, make, n=n, seed=seed, encode=icl.encode, calibrated=True)
+            rows.append({"template": str(template), "seen": template in icl.TRAIN_TEMPLATES, "labels": words,
+                         "accuracy": raw.accuracy, "calibrated": cal.accuracy})
+    return rows
+
+
+def order_study(model: GPT, shots: int = 4, n_sets: int = 20, seed: int = 3) -> list[list[float]]:
+    """For ``n_sets`` sets of ``shots`` random demonstrations of a mapping, the accuracy over
+    the mapping's queries of every order of the same demonstrations (Lu et al.'s experiment
+    in small; a query the demonstrations do not show is where order can matter)."""
+    import itertools
+
+    rng, data, out = random.Random(seed), icl.Episodes(), []
+    for _ in range(n_sets):
+        mapping = data.draw(rng)
+        demos = [(x, mapping[x]) for x in (rng.choice(list(mapping)) for _ in range(shots))]
+        labels = sorted(set(mapping.values()))
+        accs = []
+        for order in itertools.permutations(range(shots)):
+            right = 0
+            for q in mapping:
+                words = prompting.build(demos, q, sep="", delim=",", order=order)
+                s = prompting.score(model, icl.encode(words), [icl.encode([lab]) for lab in labels])
+                right += labels[int(s.argmax())] == mapping[q]
+            accs.append(right / len(mapping))
+        out.append(accs)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         info = {"recipe": COT, "steps_written": written, "train_seconds": round(history.seconds, 1),
                 "steps": history.step[-1], "val_step": history.val_step,
                 "val_loss": [round(v, 4) for v in history.val_loss], "accuracy_by_hops": acc}
-    info.update(command=command, vocab=icl.VOCAB)
-    path = hub.save(model, output_dir(args, args.name), info=info)
+    info.update(command=command)
+    path = hub.save(model, output_dir(args, args.name), tokenizer=list(icl.VOCAB), info=info)
     print(f"{args.name}: {info['steps']} steps, {time.perf_counter() - t0:.0f} s -> {path}")
     return 0
 
