@@ -1,0 +1,77 @@
+"""Facts Chapter 9 relies on, measured on the shipped models (the chapter's bars)."""
+import pytest
+
+from textbook_lm import heads, hub, prompting
+from textbook_lm.data import icl
+from textbook_lm.experiments import icl as xicl
+
+
+@pytest.fixture(scope="module")
+def two():
+    return hub.load("icl-2layer")
+
+
+def test_few_shot_works_on_unseen_mappings_where_zero_shot_is_chance(two):
+    model = two[0]
+    acc = xicl.accuracy_by_shots(model, [0, 8], n=200)
+    assert abs(acc[0] - 0.5) <= 0.05 and acc[8] >= 0.90
+    one = xicl.accuracy_by_shots(hub.load("icl-1layer")[0], [8], n=200)
+    assert abs(one[8] - 0.5) <= 0.10                      # one layer: no induction head, no ICL
+
+
+def test_prompting_changes_no_weight_yet_changes_the_answer(two):
+    model = two[0]
+    before = prompting.checksum(model)
+    acc = xicl.accuracy_by_shots(model, [0, 8], n=100)
+    assert prompting.checksum(model) == before and acc[8] - acc[0] > 0.3
+
+
+def test_icl_appears_with_the_induction_heads_in_training(two):
+    probes = two[2]["probes"]
+    steps = two[2]["val_step"]
+    first = lambda key, level: next(s for s, p in zip(steps, probes) if p[key] >= level)
+    # the induction score and few-shot accuracy rise together, within a few hundred steps
+    assert probes[0]["induction"] < 0.1 and probes[-1]["induction"] > 0.85
+    assert abs(first("induction", 0.5) - first("accuracy_8shot", 0.75)) <= 400
+    one = hub.load("icl-1layer")[2]["probes"]
+    assert max(p["induction"] for p in one) < 0.2 and max(p["accuracy_8shot"] for p in one) < 0.6
+
+
+def test_the_induction_circuit_is_causal(two):
+    model = two[0]
+    maps = heads.attention_maps(model, icl.repeated_random(64, 20, seed=1))
+    pm, prev = heads.prefix_matching(maps, 20), heads.previous_token(maps)
+    induction = [(1, h) for h in range(pm.shape[1]) if pm[1, h] > 0.5]
+    layer0 = sorted(range(prev.shape[1]), key=lambda h: float(prev[0, h]))
+    assert induction and all(pm[0] < 0.1)
+    full = xicl.accuracy_by_shots(model, [8], n=200)[8]
+    with heads.ablate(model, induction):                  # every induction head off: chance
+        assert abs(xicl.accuracy_by_shots(model, [8], n=200)[8] - 0.5) <= 0.10
+    with heads.ablate(model, [(0, layer0[-1])]):          # the previous-token head off: chance
+        assert abs(xicl.accuracy_by_shots(model, [8], n=200)[8] - 0.5) <= 0.10
+    with heads.ablate(model, [(0, layer0[0])]):           # a layer-0 head with neither role
+        assert full - xicl.accuracy_by_shots(model, [8], n=200)[8] < 0.05
+    copy = heads.copying(model)
+    assert all(copy[1, h] > 0.5 for _, h in induction)     # induction heads copy what they read
+
+
+def test_a_model_trained_on_one_fixed_mapping_learns_it_in_its_weights_not_in_context():
+    model, _, info = hub.load("icl-fixed")
+    assert info["probes"][-1]["late_loss"] < 0.01          # it knows the fixed labels ...
+    assert abs(xicl.accuracy_by_shots(model, [8], n=200)[8] - 0.5) <= 0.10   # ... not new ones
+
+
+def test_chain_of_thought_beats_direct_answers_beyond_the_training_lengths():
+    steps, direct = hub.load("cot-steps")[0], hub.load("cot-direct")[0]
+    for hops in (4, 8):                                   # trained on 1 to 4 hops
+        s, d = (xicl.chain_accuracy(m, w, hops, n=100) for m, w in ((steps, True), (direct, False)))
+        assert s - d >= 0.20, (hops, s, d)
+
+
+def test_an_unseen_separator_breaks_the_prompt_the_delimiter_does_not(two):
+    model = two[0]
+    data = icl.Episodes()
+    acc = {str(t): prompting.evaluate(model, lambda r: data.prompt(r, 8, template=t), n=100, seed=2,
+                                      encode=icl.encode).accuracy
+           for t in (icl.Template("", ","), icl.Template("", "."), icl.Template(":", ","))}
+    assert acc["x y ,"] >= 0.9 and acc["x y ."] >= 0.9 and acc["x : y ,"] < 0.6
