@@ -1,5 +1,6 @@
 """Chapter 9's package: the ICL data, prompts, likelihood scoring, calibration, head scores
 and ablation."""
+import math
 import random
 
 import pytest
@@ -208,3 +209,19 @@ def test_chains_answers_are_where_the_chain_ends():
                 assert words[start:] == [end]
     x, y = icl.Chains(steps=True, repeats=0.5).batch(8, 60, generator=torch.Generator().manual_seed(0))
     assert x.shape == y.shape and (y != -100).any(dim=1).all()
+
+
+def test_the_floor_is_the_true_process_probability():
+    data = icl.Episodes()
+    x, y = data.sequence(random.Random(3), 63)
+    lp = data.best_logprobs(x, y)
+    assert len(lp) == sum(t != -100 for t in y) and lp[0] == pytest.approx(-math.log(16))
+    labels = [icl.STOI[w] for w in icl.LABELS]
+    for t in [i for i, v in enumerate(y) if v != -100]:             # every label position
+        total = 0.0
+        for lab in labels:                                           # all possible next labels
+            yy = list(y)
+            yy[t] = lab
+            k = sum(v != -100 for v in y[:t])
+            total += math.exp(data.best_logprobs(x, yy)[k])
+        assert total == pytest.approx(1.0)

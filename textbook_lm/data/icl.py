@@ -16,6 +16,7 @@ the chapter; ids are positions in it. Sampling takes a ``random.Random``.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -185,6 +186,37 @@ class Episodes:
         n = self.n_eval if not max_windows else min(max_windows, self.n_eval)
         rows = [self.sequence(rng, seq_len) for _ in range(n)]
         return [(torch.tensor([x]), torch.tensor([y])) for x, y in rows]
+
+    def best_logprobs(self, x: list[int], y: list[int]) -> list[float]:
+        """The log-probability the true process gives each label target of one sequence
+        (``x``, ``y`` from :meth:`sequence`, fresh balanced mappings): 0 for an item seen
+        before; for a new item, its chance under the labels and free slots seen so far. The
+        floor no model can beat."""
+        if self.mapping != "fresh" or self.n_items % self.n_labels:
+            raise ValueError("the exact floor is for fresh, balanced mappings")
+        per = self.n_items // self.n_labels                   # items per label
+        seen: dict[int, int] = {}                              # item -> label
+        out = []
+        for t, target in enumerate(y):
+            if target == -100:
+                continue
+            item = x[t - 1] if VOCAB[x[t]] in SEPARATORS else x[t]       # skip a separator
+            if item in seen:
+                out.append(0.0 if seen[item] == target else -math.inf)
+            else:
+                counts: dict[int, int] = {}
+                for lab in seen.values():
+                    counts[lab] = counts.get(lab, 0) + 1
+                free_known = {lab: per - c for lab, c in counts.items()}
+                unknown_labels = self.n_labels - len(counts)
+                slots = self.n_items - len(seen)                   # items not yet labelled
+                if target in counts:
+                    p = free_known[target] / slots
+                else:
+                    p = (unknown_labels * per / slots) / (len(self.labels) - len(counts))
+                out.append(math.log(p) if p > 0 else -math.inf)
+            seen[item] = target
+        return out
 
     def prompt(self, rng: random.Random, shots: int, template: Template | None = None,
                labels: list[str] | None = None) -> Prompt:

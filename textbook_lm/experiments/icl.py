@@ -28,9 +28,11 @@ from textbook_lm.data import icl
 from textbook_lm.experiments import add_output_args, output_dir
 from textbook_lm.generate import generate
 from textbook_lm.gpt import GPT, GPTConfig
+from textbook_lm.leaderboard import Entry
 
 __all__ = ["MODEL", "RECIPES", "COT", "data_for", "probe", "train_recipe", "train_chains", "chain_accuracy",
-           "accuracy_by_shots", "ablation_study", "format_study", "order_study", "OLSSON", "main"]
+           "accuracy_by_shots", "ablation_study", "format_study", "order_study", "OLSSON", "PUBLISHED", "BENCHMARK",
+           "leaderboard_entries", "main"]
 
 # Two layers of four 16-dimensional heads, width 64: the smallest shape in which an induction
 # head can form (it needs a previous-token head in an earlier layer).
@@ -47,15 +49,32 @@ RECIPES: dict[str, dict] = {
 # heads) and are fine-tuned on chains (3/4 of each batch) and demonstration data (1/4).
 COT = dict(base="icl-2layer", train={**TRAIN, "steps": 1000, "seq_len": 72, "warmup": 50, "eval_every": 250,
                                      "eval_batches": 16}, max_hops=4, chains_share=0.75)
-# Olsson et al. (2022), "In-context Learning and Induction Heads": definitions and the finding
-# our chapter reproduces at small scale.
-OLSSON = {
-    "icl_score": "loss of the 500th token minus loss of the 50th token, averaged over examples",
-    "prefix_matching": "attention from a token to the token after its earlier occurrence, on repeated "
-                       "random tokens",
-    "finding": "in small attention-only models, induction heads form in a narrow window early in "
-               "training (the 'phase change'), the ICL score drops at the same time, and one-layer "
-               "models, which cannot form induction heads, show no such change",
+# Published figures the chapter prints beside ours, each checked against the paper's text.
+OLSSON = {  # Olsson et al. (2022), "In-context Learning and Induction Heads", arXiv 2209.11895
+    "icl_score": "the loss of the 500th token minus the average loss of the 50th token of a 512-token "
+                 "context, averaged over dataset examples",
+    "prefix_matching": "attention back to the token that followed the same token earlier, on 25 random "
+                       "tokens repeated 4 times",
+    "copying": "how much the head raises the logit of the token it attends to, rescaled to [-1, 1]",
+    "phase_change": "induction heads form in a narrow window roughly 2.5 to 5 billion tokens into "
+                    "training, when the in-context learning score jumps",
+    "one_layer": "in one-layer attention-only models induction heads never form and no such change occurs",
+    "two_layers": "induction heads need a composition of attention heads, only possible with two or "
+                  "more layers (Elhage et al., 2021: a previous-token head feeding an induction head)",
+}
+PUBLISHED = {
+    # Brown et al. (2020), GPT-3 175B, Table 3.2 and 3.3; few-shot K = 15 (LAMBADA), 64 (TriviaQA)
+    "gpt3": {"LAMBADA": {"zero-shot": 76.2, "one-shot": 72.5, "few-shot": 86.4, "K": 15},
+             "TriviaQA (closed book)": {"zero-shot": 64.3, "one-shot": 68.0, "few-shot": 71.2, "K": 64}},
+    # Zhao et al. (2021): contextual calibration raises GPT-3's average accuracy by up to 30.0
+    # points; content-free inputs "N/A", "[MASK]" and ""; reordering 4 SST-2 examples alone
+    # moves GPT-3 2.7B from 54.3% to 93.4%
+    "zhao2021": {"calibration_gain_points": 30.0, "order_sst2_2.7b": (54.3, 93.4)},
+    # Lu et al. (2022): order alone spans "near state-of-the-art and random guess performance"
+    # Sclar et al. (2023): formatting alone, up to 76 accuracy points for LLaMA-2-13B (few-shot)
+    "sclar2023": {"format_spread_points": 76, "model": "LLaMA-2-13B"},
+    # Wei et al. (2022): PaLM 540B on GSM8K, 8 exemplars: standard 17.9%, chain of thought 56.9%
+    "wei2022": {"GSM8K, PaLM 540B": {"standard": 17.9, "chain of thought": 56.9}},
 }
 EVAL_PROBE = icl.repeated_random(64, 20, seed=1)          # 64 runs of 20 items, repeated once
 
@@ -201,6 +220,31 @@ def order_study(model: GPT, shots: int = 4, n_sets: int = 20, seed: int = 3) -> 
             accs.append(right / len(mapping))
         out.append(accs)
     return out
+
+
+BENCHMARK = "icl-labels"
+LEADERBOARD_COMMAND = "python -m textbook_lm.experiments.leaderboard reproduce icl"
+
+
+@torch.no_grad()
+def leaderboard_entries() -> list[Entry]:
+    """Cross-entropy on the labels of the validation demonstration sequences (fresh mappings,
+    256 sequences of 21 labels) for the shipped models, and the floor: what the true process
+    gives (0 for an item already shown; a new item's chance otherwise)."""
+    data = data_for("icl-2layer")
+    windows = data.windows(TRAIN["seq_len"])
+    floor = -sum(sum(data.best_logprobs(x[0].tolist(), y[0].tolist())) for x, y in windows)
+    n = sum(int((y != -100).sum()) for _, y in windows)
+    entries = [Entry("true process (floor)", BENCHMARK, "val", floor, n, 0, 0.0, 9, LEADERBOARD_COMMAND,
+                     kind="floor")]
+    x, y = torch.cat([w[0] for w in windows]), torch.cat([w[1] for w in windows])
+    for name, label in (("icl-1layer", "GPT, 1 layer"), ("icl-2layer", "GPT, 2 layers"),
+                        ("icl-fixed", "GPT, 2 layers, fixed mapping")):
+        model, _, info = hub.load(name)
+        lp = tr.target_logprobs(model, x, y.clamp(min=0))
+        entries.append(Entry(label, BENCHMARK, "val", float(-lp[y != -100].sum()), n, model.num_params(True),
+                             info["train_seconds"], 9, LEADERBOARD_COMMAND))
+    return entries
 
 
 def main(argv: list[str] | None = None) -> int:

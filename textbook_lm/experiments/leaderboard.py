@@ -1,6 +1,6 @@
 """Recompute the leaderboard's entries from the chapters' experiments.
 
-``python -m textbook_lm.experiments.leaderboard reproduce [ngram nnlm gpt bert]`` reruns the
+``python -m textbook_lm.experiments.leaderboard reproduce [ngram nnlm gpt bert icl]`` reruns the
 named sources (all by default) and writes the board into ``--out DIR`` (default
 ``./artefacts/leaderboard``), or into the package's copy with ``--into-package``
 (``make leaderboard``). ``... show [BENCHMARK]`` prints the stored tables.
@@ -17,7 +17,8 @@ __all__ = ["SOURCES", "reproduce", "main"]
 
 # name -> the experiments module whose leaderboard_entries() produces it; one per chapter that trains models
 SOURCES = {"ngram": "textbook_lm.experiments.ngram", "nnlm": "textbook_lm.experiments.nnlm",
-           "gpt": "textbook_lm.experiments.gpt", "bert": "textbook_lm.experiments.bert"}
+           "gpt": "textbook_lm.experiments.gpt", "bert": "textbook_lm.experiments.bert",
+           "icl": "textbook_lm.experiments.icl"}
 
 
 def reproduce(sources: list[str] | None = None,
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         board = leaderboard.load()
         for b in [args.benchmark] if args.benchmark else sorted({e.benchmark for e in board.entries}):
-            print(board.table(b), end="\n\n")
+            for split in sorted({e.split for e in board.entries if e.benchmark == b}) or ["test"]:
+                print(board.table(b, split), end="\n\n")
     return 0
 
 
