@@ -75,3 +75,10 @@ def test_an_unseen_separator_breaks_the_prompt_the_delimiter_does_not(two):
                                       encode=icl.encode).accuracy
            for t in (icl.Template("", ","), icl.Template("", "."), icl.Template(":", ","))}
     assert acc["x y ,"] >= 0.9 and acc["x y ."] >= 0.9 and acc["x : y ,"] < 0.6
+
+
+def test_a_base_model_ignores_an_instruction_but_follows_demonstrations(two):
+    acc = xicl.instruction_study(two[0], n=200)
+    assert acc["8 demonstrations"] > 0.9 and abs(acc["instruction"] - 0.5) <= 0.15
+    words = xicl.instruction({"bal": "red"}, "bal")
+    assert words[-1] == "?" and all(w in icl.STOI for w in words)

@@ -31,7 +31,8 @@ from textbook_lm.gpt import GPT, GPTConfig
 from textbook_lm.leaderboard import Entry
 
 __all__ = ["MODEL", "RECIPES", "COT", "data_for", "probe", "train_recipe", "train_chains", "chain_accuracy",
-           "accuracy_by_shots", "ablation_study", "format_study", "order_study", "OLSSON", "PUBLISHED", "BENCHMARK",
+           "accuracy_by_shots", "ablation_study", "format_study", "order_study", "instruction", "instruction_study",
+           "OLSSON", "PUBLISHED", "BENCHMARK",
            "leaderboard_entries", "main"]
 
 # Two layers of four 16-dimensional heads, width 64: the smallest shape in which an induction
@@ -220,6 +221,34 @@ def order_study(model: GPT, shots: int = 4, n_sets: int = 20, seed: int = 3) -> 
             accs.append(right / len(mapping))
         out.append(accs)
     return out
+
+
+def instruction(mapping: dict[str, str], query: str) -> list[str]:
+    """The mapping and the question written as an instruction, in words the models' vocabulary
+    has but their training never used: "please answer the question : the label of bal is red ,
+    ... what is the label of kin ?"."""
+    words = ["<bos>", "please", "answer", "the", "question", ":"]
+    for item, label in mapping.items():
+        words += ["the", "label", "of", item, "is", label, ","]
+    return words + ["what", "is", "the", "label", "of", query, "?"]
+
+
+@torch.no_grad()
+def instruction_study(model: GPT, n: int = 200, seed: int = 7) -> dict[str, float]:
+    """Accuracy on the same mappings and queries, asked as an instruction and as eight
+    demonstrations (each item twice, shuffled)."""
+    rng, right, ep = random.Random(seed), {"instruction": 0, "8 demonstrations": 0}, icl.Episodes()
+    for _ in range(n):
+        mapping = ep.draw(rng)
+        query = rng.choice(list(mapping))
+        cands = sorted(set(mapping.values()))
+        demos = [(x, mapping[x]) for x in list(mapping) * 2]
+        rng.shuffle(demos)
+        for name, words in (("instruction", instruction(mapping, query)),
+                            ("8 demonstrations", prompting.build(demos, query, sep=""))):
+            s = prompting.score(model, icl.encode(words), [icl.encode([c]) for c in cands])
+            right[name] += cands[int(s.argmax())] == mapping[query]
+    return {k: v / n for k, v in right.items()}
 
 
 BENCHMARK = "icl-labels"
