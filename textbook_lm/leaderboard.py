@@ -127,7 +127,8 @@ class Leaderboard:
         lines = [f"{benchmark} ({split})", head, "-" * len(head)]
         for e in rows:
             gap = f"{e.cross_entropy - fl.cross_entropy:8.3f}" if fl else f"{'':>8}"
-            lines.append(f"{e.model:<34}{e.chapter:>3}{e.cross_entropy:10.4f}{e.perplexity:10.2f}{gap}"
+            ppl = f"{e.perplexity:10.2f}" if e.perplexity < 1e6 else f"{e.perplexity:10.2e}"   # keep a gap
+            lines.append(f"{e.model:<34}{e.chapter:>3}{e.cross_entropy:10.4f}{ppl}{gap}"
                          f"{e.params:12,}{e.train_time_s:9.1f}")
         if fl:
             lines.append(f"{fl.model:<34}{'':>3}{fl.cross_entropy:10.4f}{fl.perplexity:10.2f}{0:8.3f}")
