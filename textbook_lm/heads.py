@@ -10,8 +10,8 @@ the position after the earlier ``A``. Olsson et al.'s measurements, for our mode
   from each token of the second half, on the token after that token's first occurrence.
 * :func:`previous_token`: the attention a head puts on the token just before.
 * :func:`copying`: does the head's output raise the logit of the token it attends to? The
-  share of positive eigenvalues of ``W_U W_O W_V W_E`` (Olsson et al.'s definition; layer
-  norms ignored, as in theirs).
+  eigenvalue statistic of Elhage et al. (2021), ``sum(eigenvalues) / sum(|eigenvalues|)`` of
+  ``W_U W_O W_V W_E`` (layer norms ignored; Olsson et al. measured copying on activations).
 * :func:`icl_score`: the loss late in the context minus the loss early in it.
 * :func:`ablate`: switch heads off (their output zeroed, or replaced by its mean) through
   the attention module's ``head_hook``, without changing the model.
@@ -69,10 +69,10 @@ def prefix_matching(maps: torch.Tensor, half: int) -> torch.Tensor:
 
 @torch.no_grad()
 def copying(model: nn.Module) -> torch.Tensor:
-    """Olsson et al.'s copying score per layer and head, (L, H): the share
-    ``sum(eigenvalues) / sum(|eigenvalues|)`` of the head's OV circuit read from token to
-    logit, ``W_U W_O^h W_V^h W_E`` (V x V; layer norms left out). 1: the head raises the logit
-    of whatever token it attends to; -1: it lowers it."""
+    """Copying score per layer and head, (L, H): ``sum(eigenvalues) / sum(|eigenvalues|)`` of
+    the head's OV circuit read from token to logit, ``W_U W_O^h W_V^h W_E`` (V x V; layer norms
+    left out), the statistic of Elhage et al. (2021). 1: the head raises the logit of whatever
+    token it attends to; -1: it lowers it."""
     W_E = model.wte.weight                                   # (V, C)
     W_U = model.lm_head.weight                               # (V, C)
     scores = []
