@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from textbook_lm.train import target_logprobs
 from textbook_lm.utils import eval_mode
 
 __all__ = ["build", "score", "predict", "calibrate", "Evaluation", "evaluate", "checksum"]
@@ -57,17 +57,13 @@ def score(model: nn.Module, prompt: Sequence[int], candidates: Sequence[Sequence
     dev = next(model.parameters()).device
     rows = [list(prompt) + list(c) for c in candidates]
     T = max(map(len, rows))
-    x = torch.zeros(len(rows), T, dtype=torch.long)
+    ids = torch.zeros(len(rows), T, dtype=torch.long)
     for r, row in enumerate(rows):
-        x[r, :len(row)] = torch.tensor(row)
-    with eval_mode(model):
-        logits = model(x.to(dev))
-    logp = F.log_softmax(logits.float(), -1).cpu()
-    out = []
-    for r, c in enumerate(candidates):
-        pos = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(c))     # predicting each answer token
-        out.append(logp[r, pos, torch.tensor(list(c))].sum())
-    return torch.stack(out)
+        ids[r, :len(row)] = torch.tensor(row)
+    with eval_mode(model):                       # log p(token t+1 | tokens up to t), every row
+        lp = target_logprobs(model, ids[:, :-1].to(dev), ids[:, 1:].to(dev)).cpu()
+    start = len(prompt) - 1                      # the position that predicts the first answer token
+    return torch.stack([lp[r, start:start + len(c)].sum() for r, c in enumerate(candidates)])
 
 
 def calibrate(logprobs: torch.Tensor, content_free: torch.Tensor) -> torch.Tensor:
