@@ -18,7 +18,8 @@ def test_the_package_ships_every_artefact_the_book_loads():
     assert {"shakespeare-char", "wikitext2-lstm", "wikitext2-rnn", "wikitext2-nnlm", "wikitext2-bert", "tang-bert",
             "tinylang-bert", "wikitext2-sgns", "wikitext2-glove", "shakespeare-bpe-1k", "wikitext2-bpe-4k",
             "wikitext2-wordpiece-8k", "tang-bpe-4k", "leaderboard", "bert-ablations", "bert-finetune", "tinylang-gpt",
-            "gpt-scaling", "bert-probe", "icl-2layer", "icl-1layer", "icl-fixed", "cot-steps", "cot-direct"} <= set(SHIPPED)
+            "gpt-scaling", "bert-probe", "icl-2layer", "icl-1layer", "icl-fixed", "cot-steps", "cot-direct",
+            "icl-seeds"} <= set(SHIPPED)
     total = sum(f.stat().st_size for f in hub.SHIPPED_DIR.rglob("*") if f.is_file())
     assert total < 40_000_000                                        # the book's budget for shipped files
 

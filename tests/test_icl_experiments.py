@@ -10,8 +10,8 @@ def test_a_short_icl_run_records_every_probe():
     model, history, probes = xicl.train_recipe("icl-1layer", steps=60)
     assert history.step[-1] == 60 and len(probes) == len(history.val_step) == 2
     p = probes[-1]
-    assert set(p) == {"early_loss", "late_loss", "icl_score", "induction", "induction_head", "previous",
-                      "previous_head", "accuracy_8shot"}
+    assert set(p) == {"early_loss", "late_loss", "icl_score", "induction", "induction_head", "prefix_by_head",
+                      "previous", "previous_head", "accuracy_8shot"}
     assert p["icl_score"] == pytest.approx(p["late_loss"] - p["early_loss"], abs=2e-4)
     assert 0 <= p["accuracy_8shot"] <= 1 and p["induction_head"][0] == 0        # one layer
     assert model.cfg.n_layer == 1 and model.cfg.vocab_size == len(icl.VOCAB)

@@ -19,6 +19,23 @@ def test_heatmap_labels_and_checks_shape():
         plot.heatmap(np.zeros((2, 2)), ["a"], ["x", "y"])
 
 
+@pytest.mark.parametrize("cmap", ["Blues", "RdBu_r", "viridis"])
+def test_heatmap_writes_light_text_on_dark_cells_whatever_the_colour_map(cmap):
+    m = np.array([[0.05, 0.5, 0.95]])
+    fig = plot.heatmap(m, ["a"], ["x", "y", "z"], fmt="{:.2f}", cmap=cmap)
+    ax = fig.axes[0]
+    im = ax.images[0]
+    for t, v in zip(ax.texts, m[0]):
+        r, g, b, _ = im.cmap(im.norm(v))
+        cell = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        assert (t.get_color() == "white") == (cell < 0.5), (cmap, v, t.get_color())
+    # with RdBu_r both ends are dark: both get white text (the old rule gave 0.05 black on dark blue)
+    if cmap == "RdBu_r":
+        assert [t.get_color() for t in ax.texts] == ["white", "black", "white"]
+    fixed = plot.heatmap(m, ["a"], ["x", "y", "z"], cmap="RdBu_r", vmin=-1, vmax=1)
+    assert fixed.axes[0].images[0].get_clim() == (-1, 1)
+
+
 def test_curves_and_bars_return_figures():
     fig = plot.curves({"train": ([1, 2], [3, 2]), "valid": ([1, 2], [3.5, 3])}, hlines={"floor": 1.0})
     assert len(fig.axes[0].lines) == 3

@@ -91,6 +91,24 @@ def test_resume_continues_exactly(tmp_path):
     assert state["step"] == 30 and state["history"]["val_step"][-1] == 30
 
 
+def test_stop_after_is_the_start_of_the_longer_run():
+    data, val = _stream(), _stream(seed=1)
+    cfg = train.TrainConfig(steps=20, batch_size=8, seq_len=12, lr=0.02, warmup=3, eval_every=5)
+
+    def fresh():
+        torch.manual_seed(0)
+        return nnlm.RecurrentLM(nnlm.RecurrentConfig(7, "gru", emb_dim=8, hidden=8))
+
+    full = train.train(fresh(), data, val, cfg, progress=False)
+    part = train.train(fresh(), data, val, train.TrainConfig(**{**cfg.__dict__, "stop_after": 12}),
+                       progress=False)
+    assert part.step == full.step[:12] and part.lr == full.lr[:12]       # the same schedule
+    assert part.train_loss == pytest.approx(full.train_loss[:12], abs=1e-6)
+    assert part.val_step == [5, 10, 12] and part.val_loss[:2] == pytest.approx(full.val_loss[:2], abs=1e-6)
+    with pytest.raises(ValueError, match="stop_after"):
+        train.TrainConfig(stop_after=0)
+
+
 def test_evaluate_is_mean_nats_per_token():
     model = nnlm.BigramNet(5)                                   # zero logits: uniform over 5 tokens
     s = train.TokenStream(torch.randint(0, 5, (101,)))

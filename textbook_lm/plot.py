@@ -118,11 +118,14 @@ def finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, logx: bool = F
 
 def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "",
             xlabel: str = "", ylabel: str = "", annotate: bool = True, fmt: str = "{:.0f}",
-            cmap: str = "Blues", log: bool = False, ax=None) -> Figure:
+            cmap: str = "Blues", log: bool = False, vmin: float | None = None, vmax: float | None = None,
+            ax=None) -> Figure:
     """A labelled heatmap (counts, probabilities, attention weights), rows x columns.
 
     ``log=True`` colours by log(1 + value), which keeps a few big counts from washing out
-    the rest; the annotations still show the raw values.
+    the rest; the annotations still show the raw values. ``vmin``/``vmax`` fix the colour
+    range (e.g. -1 and 1 for a score in [-1, 1] with a diverging ``cmap``). Each annotation
+    is white on a dark cell and black on a light one, whatever the colour map.
     """
     m = _array(matrix, "matrix")
     if m.shape != (len(row_labels), len(col_labels)):
@@ -133,16 +136,17 @@ def heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], *, tit
     else:
         fig = ax.figure
     shown = np.log1p(m) if log else m
-    im = ax.imshow(shown, cmap=cmap, aspect="auto")
+    im = ax.imshow(shown, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=60, ha="right")
     ax.set_yticks(range(len(row_labels)), row_labels)
     if annotate:
-        hi = shown.max() if shown.size else 0
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if m[i, j]:
+                    r, g, b, _ = im.cmap(im.norm(shown[i, j]))
+                    dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5     # relative luminance
                     ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center",
-                            color="white" if shown[i, j] > 0.6 * hi else "black")
+                            color="white" if dark else "black")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

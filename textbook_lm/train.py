@@ -50,6 +50,7 @@ class TrainConfig:
     eval_every: int = 100           # evaluate (and checkpoint) every this many steps, >= 1
     eval_batches: int | None = 20   # at most this many validation windows (0 or None: all)
     max_seconds: float | None = None   # wall-clock budget, >= 0 (None: none)
+    stop_after: int | None = None   # stop after this many steps, keeping the schedule of ``steps``
     seed: int = 0                   # of the batch sampler, >= 0
 
     def __post_init__(self):
@@ -64,6 +65,8 @@ class TrainConfig:
         check_number("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "in [0, 1] (1: constant after warmup)")
         if self.grad_clip is not None:
             check_number("grad_clip", self.grad_clip, lambda v: v > 0, "> 0 (or None: no clipping)")
+        if self.stop_after is not None:
+            check_int("stop_after", self.stop_after, 1)
         if self.max_seconds is not None:
             check_number("max_seconds", self.max_seconds, lambda v: v >= 0, ">= 0 (or None: no budget)")
         if isinstance(self.betas, (str, bytes)) or len(self.betas) != 2:
@@ -330,7 +333,8 @@ def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | Non
         history.lr.append(opt.param_groups[0]["lr"])
         history.grad_norm.append(float(norm))
         history.seconds = elapsed0 + time.perf_counter() - t0
-        last = step + 1 == cfg.steps or (cfg.max_seconds is not None and history.seconds >= cfg.max_seconds)
+        last = (step + 1 == cfg.steps or step + 1 == cfg.stop_after
+                or (cfg.max_seconds is not None and history.seconds >= cfg.max_seconds))
         if val_data is not None and ((step + 1) % cfg.eval_every == 0 or last):
             history.val_step.append(step + 1)
             history.val_loss.append(evaluate(model, val_data, cfg.seq_len, cfg.eval_batches))
