@@ -75,6 +75,11 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
         """Next-token logits ``(B, T, V)``. With ``cache``, ``idx`` holds only the new tokens,
         which continue the ``len(cache[0])`` tokens already cached."""
+        return self.lm_head(self.features(idx, cache))                    # (B, T, V)
+
+    def features(self, idx: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
+        """The final hidden states ``(B, T, C)`` that the output layer reads (after the last
+        LayerNorm); a reward model or a value head reads them too (Chapter 10)."""
         B, T = idx.shape
         past = len(cache[0]) if cache else 0
         if past + T > self.cfg.block_size:
@@ -85,7 +90,7 @@ class GPT(nn.Module):
         x = self.drop(self.wpe(self.wte(idx), offset=past))               # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, causal=True, cache=None if cache is None else cache[i])
-        return self.lm_head(self.ln_f(x))                                  # (B, T, V)
+        return self.ln_f(x)                                                # (B, T, C)
 
     def num_params(self, embeddings: bool = False) -> int:
         """Parameters (the tied output layer counted once); by default without the token and

@@ -5,9 +5,8 @@ A model maps token ids ``(B, T)`` to next-token logits ``(B, T, V)``; if it has 
 logits. The loop draws batches from a token stream, uses AdamW with linear warmup and
 cosine decay, clips the gradient norm, evaluates on held-out data every ``eval_every``
 steps, records a :class:`History`, shows a ``tqdm`` progress bar, stops at a step or
-wall-clock budget, and saves/resumes checkpoints (loaded with ``weights_only=True``).
-Given a seed it is deterministic on the CPU: resuming from a checkpoint continues exactly
-as if training had never stopped.
+wall-clock budget, and saves/resumes checkpoints (loaded with ``weights_only=True``). It is
+deterministic on the CPU given a seed: a resumed run continues as if it had never stopped.
 """
 from __future__ import annotations
 
@@ -56,7 +55,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.sampling not in SAMPLING:
             raise ValueError(f"sampling must be 'random' or 'contiguous', got {self.sampling!r}")
-        for name in ("steps", "batch_size", "seq_len", "eval_every"):
+        for name in ("steps", "batch_size", "seq_len", "eval_every") + (("stop_after",) if self.stop_after is not None else ()):
             check_int(name, getattr(self, name), 1)
         for name in ("warmup", "seed") + (("eval_batches",) if self.eval_batches is not None else ()):
             check_int(name, getattr(self, name), 0)
@@ -65,8 +64,6 @@ class TrainConfig:
         check_number("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "in [0, 1] (1: constant after warmup)")
         if self.grad_clip is not None:
             check_number("grad_clip", self.grad_clip, lambda v: v > 0, "> 0 (or None: no clipping)")
-        if self.stop_after is not None:
-            check_int("stop_after", self.stop_after, 1)
         if self.max_seconds is not None:
             check_number("max_seconds", self.max_seconds, lambda v: v >= 0, ">= 0 (or None: no budget)")
         if isinstance(self.betas, (str, bytes)) or len(self.betas) != 2:
@@ -333,8 +330,8 @@ def train(model: nn.Module, train_data: TokenStream, val_data: TokenStream | Non
         history.lr.append(opt.param_groups[0]["lr"])
         history.grad_norm.append(float(norm))
         history.seconds = elapsed0 + time.perf_counter() - t0
-        last = (step + 1 == cfg.steps or step + 1 == cfg.stop_after
-                or (cfg.max_seconds is not None and history.seconds >= cfg.max_seconds))
+        out_of_time = cfg.max_seconds is not None and history.seconds >= cfg.max_seconds
+        last = step + 1 in (cfg.steps, cfg.stop_after) or out_of_time
         if val_data is not None and ((step + 1) % cfg.eval_every == 0 or last):
             history.val_step.append(step + 1)
             history.val_loss.append(evaluate(model, val_data, cfg.seq_len, cfg.eval_batches))
