@@ -88,3 +88,12 @@ def test_the_annotator_follows_the_judge_with_bradley_terry_noise():
     assert abs(share - p) < 0.025
     assert w.agreement_ceiling(ex, good, plain) == pytest.approx(p)
     assert w.agreement_ceiling(ex, plain, plain) == 0.5
+
+
+def test_a_prompt_gives_back_its_task():
+    rng = random.Random(6)
+    for _ in range(300):
+        ex = w.task(rng)
+        assert w.from_prompt(ex.prompt) == ex
+    with pytest.raises(ValueError, match="not a prompt"):
+        w.from_prompt(["the", "colour", "of", "bal", "is"])

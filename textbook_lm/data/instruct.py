@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from textbook_lm.checks import check_int, check_number
 
 __all__ = ["VOCAB", "STOI", "PAD", "EOS", "USER", "BOT", "LETTERS", "NUMBERS", "NAMES", "COLOURS", "FACTS",
-           "TASKS", "CLOSING", "FILLERS", "Example", "task", "prompts", "documents", "demonstration", "Score",
+           "TASKS", "CLOSING", "FILLERS", "Example", "task", "from_prompt", "prompts", "documents", "demonstration", "Score",
            "judge", "annotate", "agreement_ceiling", "answer_of", "encode", "decode"]
 
 SPECIALS = ["<pad>", "<eos>", "<user>", "<bot>"]
@@ -96,6 +96,18 @@ def task(rng: random.Random, kind: str | None = None, names: list[str] | None = 
     answer = {"reverse": letters[::-1], "sort": tuple(sorted(letters)),
               "count": (NUMBERS[len(letters)],)}[kind]
     return Example(kind, letters, answer)
+
+
+def from_prompt(words: list[str]) -> Example:
+    """The task a prompt asks (``<user> sort c a <bot>`` -> ``Example("sort", ("c", "a"), ("a", "c"))``)."""
+    if len(words) < 4 or words[0] != "<user>" or words[-1] != "<bot>" or words[1] not in TASKS:
+        raise ValueError(f"not a prompt of the instruction world: {' '.join(words)!r}")
+    body = words[1:-1]
+    if body[0] == "colour":
+        return Example("colour", (body[2],), (FACTS[body[2]],))
+    letters = tuple(body[1:])
+    return Example(body[0], letters, {"reverse": letters[::-1], "sort": tuple(sorted(letters)),
+                                      "count": (NUMBERS[len(letters)],)}[body[0]])
 
 
 def prompts(n: int, seed: int, names: list[str] | None = None) -> list[Example]:

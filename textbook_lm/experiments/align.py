@@ -1,0 +1,261 @@
+"""Chapter 10's experiments: a base model, SFT, a reward model, PPO, DPO and best-of-n in the
+instruction world (``textbook_lm.data.instruct``), every response scored by its gold judge.
+
+The stages, each a function here (and the shipped models, made by the CLI):
+
+* :func:`pretrain`: a 4-layer GPT on plain documents (facts and tasks as sentences).
+* :func:`sft`: the base model fine-tuned on demonstrations, the prompt masked in the loss
+  (``mask_prompt=False`` for the ablation). Colour questions in SFT ask about 16 of the 24
+  names; the other 8 test whether the answers come from pretraining.
+* :func:`preference_pairs` and :func:`train_reward_model`: two SFT samples per prompt, labelled
+  by the simulated annotator; the reward model starts from the SFT model.
+* :func:`run_ppo`, :func:`run_dpo`, :func:`best_of`: three ways to use the preferences.
+"""
+from __future__ import annotations
+
+import copy
+import random
+
+import torch
+
+from textbook_lm import align, prompting
+from textbook_lm import seed as seed_all
+from textbook_lm import train as tr
+from textbook_lm.data import instruct as w
+from textbook_lm.gpt import GPT, GPTConfig
+
+__all__ = ["MODEL", "PRETRAIN", "SFT", "SFT_NAMES", "HELD_OUT_NAMES", "MAX_NEW", "corpus", "SFTData", "pretrain",
+           "sft", "respond", "gold", "evaluate", "kl_to", "win_rate", "knowledge", "preference_pairs", "train_reward_model",
+           "rm_score", "pair_accuracy", "run_dpo", "run_ppo", "best_of"]
+
+MODEL = dict(vocab_size=len(w.VOCAB), block_size=40, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
+             activation="gelu")
+PRETRAIN = dict(steps=3000, batch_size=32, seq_len=40, lr=2e-3, warmup=100, min_lr_ratio=0.1, weight_decay=0.1,
+                eval_every=250, eval_batches=64)
+SFT = dict(steps=500, batch_size=32, seq_len=40, lr=5e-4, warmup=50, min_lr_ratio=0.1, weight_decay=0.0,
+           eval_every=100, eval_batches=128)
+SFT_NAMES, HELD_OUT_NAMES = w.NAMES[:16], w.NAMES[16:]
+MAX_NEW = 16                 # the longest response: 4 filler words, 5 letters, ".", a closing, <eos> = 15
+
+
+def corpus(n_docs: int = 60_000, seed: int = 0) -> tuple[tr.TokenStream, tr.TokenStream]:
+    """The pretraining text, one long stream of sentences, 95% for training and 5% held out."""
+    words = " ".join(w.documents(random.Random(seed), n_docs)).split()
+    ids = torch.tensor(w.encode(words))
+    cut = int(0.95 * len(ids))
+    return tr.TokenStream(ids[:cut], "documents"), tr.TokenStream(ids[cut:], "documents (val)")
+
+
+class SFTData:
+    """Demonstrations as ``(x, y)`` batches for :func:`textbook_lm.train.train`: ``y`` is the
+    next token, -100 at the prompt (``mask_prompt``) and at padding, so the loop's loss is
+    :func:`textbook_lm.align.sft_loss`."""
+
+    def __init__(self, names: list[str] = SFT_NAMES, mask_prompt: bool = True, seed: int = 0):
+        self.names, self.mask_prompt, self.seed = names, mask_prompt, seed
+
+    def _rows(self, rng: random.Random, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        exs = [w.task(rng, names=self.names) for _ in range(n)]
+        ids, resp = align.make_batch([w.encode(e.prompt) for e in exs],
+                                     [w.encode(w.demonstration(rng, e)) for e in exs], pad=w.PAD)
+        keep = resp if self.mask_prompt else ids != w.PAD
+        y = torch.where(keep[:, 1:], ids[:, 1:], torch.full_like(ids[:, 1:], -100))
+        return ids[:, :-1], y
+
+    def batch(self, batch_size: int, seq_len: int, mode: str = "random",
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._rows(random.Random(int(torch.randint(0, 2**62, (1,), generator=generator))), batch_size)
+
+    def windows(self, seq_len: int, max_windows: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self._rows(random.Random(10_000 + self.seed), max_windows or 256)
+        return [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))]
+
+
+def pretrain(steps: int | None = None, seed: int = 0, progress: bool = False,
+             device: str | torch.device | None = None) -> tuple[GPT, tr.History]:
+    """The base model: next-token prediction on :func:`corpus`."""
+    seed_all(seed)
+    model = GPT(GPTConfig(**MODEL)).to(device or "cpu")
+    data, val = corpus(seed=seed)
+    cfg = tr.TrainConfig(**{**PRETRAIN, "seed": seed, **({"steps": steps} if steps else {})})
+    return model.eval(), tr.train(model, data, val, cfg, progress=progress)
+
+
+def sft(base: GPT, mask_prompt: bool = True, steps: int | None = None, seed: int = 0,
+        progress: bool = False) -> tuple[GPT, tr.History]:
+    """A copy of ``base`` fine-tuned on demonstrations (:class:`SFTData`)."""
+    seed_all(seed)
+    model = copy.deepcopy(base)
+    data = SFTData(mask_prompt=mask_prompt, seed=seed)
+    val = SFTData(mask_prompt=True, seed=seed)          # always scored on the responses only
+    cfg = tr.TrainConfig(**{**SFT, "seed": seed, **({"steps": steps} if steps else {})})
+    return model.eval(), tr.train(model, data, val, cfg, progress=progress)
+
+
+def respond(model: GPT, examples: list[w.Example], temperature: float = 1.0, seed: int = 0) -> list[list[str]]:
+    """The model's response (words, ``<eos>`` included when it ended) to every example."""
+    out = align.sample(model, [w.encode(e.prompt) for e in examples], MAX_NEW, w.EOS, temperature, seed)
+    return [w.decode(r) for r in out]
+
+
+def gold(examples: list[w.Example], responses: list[list[str]]) -> list[w.Score]:
+    return [w.judge(e, r) for e, r in zip(examples, responses)]
+
+
+def _bootstrap(values: list[float], n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval for the mean."""
+    rng, k = random.Random(seed), len(values)
+    means = sorted(sum(rng.choices(values, k=k)) / k for _ in range(n))
+    return means[int(0.025 * n)], means[int(0.975 * n) - 1]
+
+
+def evaluate(model: GPT, examples: list[w.Example], temperature: float = 1.0, seed: int = 0) -> dict:
+    """Mean gold score (with a 95% bootstrap interval) and each of its terms, on sampled responses."""
+    responses = respond(model, examples, temperature, seed)
+    scores = gold(examples, responses)
+    totals = [s.total for s in scores]
+    out = {k: sum(getattr(s, k) for s in scores) / len(scores) for k in ("correct", "polite", "verbose", "repeat")}
+    out.update(gold=sum(totals) / len(totals), interval=_bootstrap(totals), responses=responses)
+    return out
+
+
+@torch.no_grad()
+def kl_to(policy: GPT, ref: GPT, examples: list[w.Example], responses: list[list[str]]) -> float:
+    """Mean KL(policy || ref) per response, in nats: the exact next-token KL summed over the
+    response's tokens (``responses`` sampled from ``policy``)."""
+    dev = next(policy.parameters()).device
+    ids, resp = align.make_batch([w.encode(e.prompt) for e in examples], [w.encode(r) for r in responses],
+                                 pad=w.PAD, device=dev)
+    kl = align.token_kl(policy(ids[:, :-1]), ref(ids[:, :-1]))            # (B, T-1): for tokens 1..T-1
+    return float((kl * resp[:, 1:]).sum(1).mean())
+
+
+def win_rate(examples: list[w.Example], a: list[list[str]], b: list[list[str]]) -> tuple[float, tuple[float, float]]:
+    """Share of examples where the gold judge prefers ``a``'s response to ``b``'s (ties count
+    half), with a 95% bootstrap interval."""
+    wins = [1.0 if sa > sb else 0.5 if sa == sb else 0.0
+            for sa, sb in ((w.judge(e, x).total, w.judge(e, y).total) for e, x, y in zip(examples, a, b))]
+    return sum(wins) / len(wins), _bootstrap(wins)
+
+
+@torch.no_grad()
+def knowledge(model: GPT, names: list[str], chat: bool = False) -> float:
+    """Share of ``names`` whose colour the model gives: as a document (``the colour of bal
+    is`` -> most likely next word among the colours) or, with ``chat``, asked as a user."""
+    right = 0
+    for name in names:
+        words = ["<user>", "colour", "of", name, "?", "<bot>"] if chat else ["the", "colour", "of", name, "is"]
+        s = prompting.score(model, w.encode(words), [[w.STOI[c]] for c in w.COLOURS])
+        right += w.COLOURS[int(s.argmax())] == w.FACTS[name]
+    return right / len(names)
+
+
+def preference_pairs(policy: GPT, n: int, seed: int = 0, noise: float = 0.2) -> list[tuple[w.Example, list[str], list[str]]]:
+    """``n`` pairs ``(example, chosen, rejected)``: two samples of ``policy`` per prompt, ordered
+    by the simulated annotator (Bradley-Terry noise ``noise``)."""
+    exs = w.prompts(n, seed=seed, names=SFT_NAMES)
+    a, b = respond(policy, exs, 1.0, seed), respond(policy, exs, 1.0, seed + 1)
+    rng = random.Random(seed)
+    return [(e, x, y) if w.annotate(rng, e, x, y, noise) else (e, y, x) for e, x, y in zip(exs, a, b)]
+
+
+def _pair_batch(pairs, which: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    return align.make_batch([w.encode(p[0].prompt) for p in pairs], [w.encode(p[which]) for p in pairs],
+                            pad=w.PAD, device=device)
+
+
+def rm_score(rm: align.RewardModel, examples: list[w.Example], responses: list[list[str]]) -> torch.Tensor:
+    """The reward model's score of every response ``(B,)``."""
+    dev = next(rm.parameters()).device
+    ids, resp = align.make_batch([w.encode(e.prompt) for e in examples], [w.encode(r) for r in responses],
+                                 pad=w.PAD, device=dev)
+    with torch.no_grad():
+        return rm(ids, (ids != w.PAD).sum(1)).cpu()
+
+
+def pair_accuracy(rm: align.RewardModel, pairs) -> float:
+    """Share of pairs where the reward model scores the annotator's choice higher."""
+    exs = [p[0] for p in pairs]
+    return float((rm_score(rm, exs, [p[1] for p in pairs]) > rm_score(rm, exs, [p[2] for p in pairs])).float().mean())
+
+
+def train_reward_model(init: GPT, pairs, epochs: int = 2, lr: float = 3e-4, batch: int = 32,
+                       seed: int = 0) -> tuple[align.RewardModel, list[float]]:
+    """A reward model started from ``init`` (the SFT model), trained with the Bradley-Terry
+    loss on ``pairs``; returns it and its loss at every step."""
+    seed_all(seed)
+    rm = align.RewardModel(init)
+    dev = next(rm.parameters()).device
+    opt = torch.optim.AdamW(rm.parameters(), lr=lr, weight_decay=0.0)
+    losses, g = [], random.Random(seed)
+    rm.train()
+    for _ in range(epochs):
+        order = list(range(len(pairs)))
+        g.shuffle(order)
+        for k in range(0, len(order), batch):
+            chunk = [pairs[i] for i in order[k:k + batch]]
+            (ci, _), (ri, _) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
+            loss = align.bradley_terry_loss(rm(ci, (ci != w.PAD).sum(1)), rm(ri, (ri != w.PAD).sum(1)))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return rm.eval(), losses
+
+
+def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e-4, batch: int = 32,
+            seed: int = 0) -> tuple[GPT, list[dict]]:
+    """DPO from ``init`` (policy and frozen reference both start as it) on ``pairs``."""
+    seed_all(seed)
+    policy, ref = copy.deepcopy(init), copy.deepcopy(init).eval()
+    dev = next(policy.parameters()).device
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
+    logs, g = [], random.Random(seed)
+    for _ in range(epochs):
+        order = list(range(len(pairs)))
+        g.shuffle(order)
+        for k in range(0, len(order), batch):
+            chunk = [pairs[i] for i in order[k:k + batch]]
+            (ci, cm), (ri, rmask) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
+            with torch.no_grad():
+                ref_c, ref_r = align.sequence_logprob(ref, ci, cm), align.sequence_logprob(ref, ri, rmask)
+            policy.train()
+            loss, st = align.dpo_loss(align.sequence_logprob(policy, ci, cm), align.sequence_logprob(policy, ri, rmask),
+                                      ref_c, ref_r, beta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            logs.append(st)
+    return policy.eval(), logs
+
+
+def run_ppo(init: GPT, rm: align.RewardModel, rounds: int = 100, kl_coef: float = 0.05, lr: float = 1e-4,
+            prompts_per_round: int = 64, seed: int = 0, track: list[w.Example] | None = None,
+            track_every: int = 10) -> tuple[GPT, list[dict]]:
+    """PPO from ``init`` against the reward model ``rm``, with a KL penalty (``kl_coef``) to
+    ``init``. Every round logs :func:`textbook_lm.align.ppo_round`'s statistics; with
+    ``track``, every ``track_every`` rounds also the mean gold score and reward-model score
+    of fresh samples on those examples (the over-optimisation curve)."""
+    seed_all(seed)
+    model, ref = align.PolicyValue(copy.deepcopy(init)), copy.deepcopy(init).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    cfg = align.PPOConfig(kl_coef=kl_coef, max_new_tokens=MAX_NEW)
+    rng, logs = random.Random(seed), []
+    score = lambda ps, rs: rm_score(rm, [w.from_prompt(w.decode(p)) for p in ps], [w.decode(r) for r in rs])
+    for r in range(rounds):
+        exs = [w.task(rng, names=SFT_NAMES) for _ in range(prompts_per_round)]
+        st = align.ppo_round(model, ref, score, [w.encode(e.prompt) for e in exs], opt, cfg, w.EOS, seed=seed + r)
+        st["round"] = r + 1
+        if track is not None and ((r + 1) % track_every == 0 or r == 0):
+            resp = respond(model.policy, track, 1.0, seed=10_000 + r)
+            st["gold"] = sum(s.total for s in gold(track, resp)) / len(track)
+            st["proxy"] = float(rm_score(rm, track, resp).mean())
+        logs.append(st)
+    return model.policy.eval(), logs
+
+
+def best_of(policy: GPT, rm: align.RewardModel, examples: list[w.Example], n: int, seed: int = 0) -> list[list[str]]:
+    """Best-of-n: for each example, the one of ``n`` samples of ``policy`` the reward model scores highest."""
+    score = lambda ps, rs: rm_score(rm, [w.from_prompt(w.decode(p)) for p in ps], [w.decode(r) for r in rs])
+    out = align.best_of_n(policy, score, [w.encode(e.prompt) for e in examples], n, MAX_NEW, w.EOS, seed=seed)
+    return [w.decode(r) for r in out]
