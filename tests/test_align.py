@@ -85,6 +85,17 @@ def test_reward_model_reads_the_last_real_token():
     assert r[0] != r[1]
 
 
+def test_a_reward_model_saves_and_loads_through_the_hub(tmp_path):
+    from textbook_lm import hub
+    rm = align.RewardModel(tiny())
+    torch.nn.init.normal_(rm.head.weight)
+    hub.save(rm, tmp_path / "rm")
+    back = hub.load(tmp_path / "rm").obj
+    ids = torch.tensor([[2, 3, 4, 1]])
+    assert isinstance(back, align.RewardModel)
+    assert back(ids, torch.tensor([4])).item() == pytest.approx(rm(ids, torch.tensor([4])).item(), rel=1e-6)
+
+
 def test_token_kl_is_nonnegative_and_zero_for_identical_policies():
     torch.manual_seed(1)
     a, b = torch.randn(4, 6, 11), torch.randn(4, 6, 11)

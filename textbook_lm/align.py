@@ -26,8 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from textbook_lm import hub
 from textbook_lm.checks import check_int, check_number
 from textbook_lm.generate import generate
+from textbook_lm.gpt import GPT, GPTConfig
 
 __all__ = ["make_batch", "token_logprobs", "sequence_logprob", "sft_loss", "RewardModel", "bradley_terry_loss",
            "dpo_loss", "token_kl", "sample", "best_of_n", "PolicyValue", "gae", "ppo_loss", "PPOConfig", "ppo_round"]
@@ -75,12 +77,14 @@ def sft_loss(model: nn.Module, ids: torch.Tensor, response: torch.Tensor, mask_p
 
 class RewardModel(nn.Module):
     """A GPT body with a scalar head: ``forward(ids (B, T), lengths (B,)) -> rewards (B,)``,
-    read at each row's last real token (InstructGPT starts it from the SFT model)."""
+    read at each row's last real token. Built from a copy of a trained GPT (InstructGPT
+    starts from the SFT model) or, to load one, from a ``GPTConfig``."""
 
-    def __init__(self, body: nn.Module):
+    def __init__(self, body: GPT | GPTConfig):
         super().__init__()
-        self.body = copy.deepcopy(body)
-        self.head = nn.Linear(body.cfg.n_embd, 1)
+        self.body = GPT(body) if isinstance(body, GPTConfig) else copy.deepcopy(body)
+        self.cfg = self.body.cfg
+        self.head = nn.Linear(self.cfg.n_embd, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -88,6 +92,9 @@ class RewardModel(nn.Module):
         h = self.body.features(ids)                                         # (B, T, C)
         last = h[torch.arange(len(ids), device=ids.device), lengths - 1]    # (B, C)
         return self.head(last).squeeze(-1)                                  # (B,)
+
+
+hub.register_model(RewardModel, GPTConfig)
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:

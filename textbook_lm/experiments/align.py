@@ -13,20 +13,25 @@ The stages, each a function here (and the shipped models, made by the CLI):
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import random
+import time
 
 import torch
 
-from textbook_lm import align, prompting
+from textbook_lm import align, hub, prompting
 from textbook_lm import seed as seed_all
 from textbook_lm import train as tr
 from textbook_lm.data import instruct as w
+from textbook_lm.experiments import add_output_args, output_dir
 from textbook_lm.gpt import GPT, GPTConfig
 
 __all__ = ["MODEL", "PRETRAIN", "SFT", "SFT_NAMES", "HELD_OUT_NAMES", "MAX_NEW", "corpus", "SFTData", "pretrain",
            "sft", "respond", "gold", "evaluate", "kl_to", "win_rate", "knowledge", "preference_pairs", "train_reward_model",
-           "rm_score", "pair_accuracy", "run_dpo", "run_ppo", "best_of"]
+           "rm_score", "pair_accuracy", "run_dpo", "run_ppo", "best_of", "PAIRS", "FEW_PAIRS", "RM_TRAIN",
+           "PPO_TRAIN", "DPO_TRAIN", "EVAL", "FRONTIER", "OVEROPT", "held_out", "frontier", "overoptimisation",
+           "STAGES", "STUDIES", "main"]
 
 MODEL = dict(vocab_size=len(w.VOCAB), block_size=40, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
              activation="gelu")
@@ -36,6 +41,14 @@ SFT = dict(steps=500, batch_size=32, seq_len=40, lr=5e-4, warmup=50, min_lr_rati
            eval_every=100, eval_batches=128)
 SFT_NAMES, HELD_OUT_NAMES = w.NAMES[:16], w.NAMES[16:]
 MAX_NEW = 16                 # the longest response: 4 filler words, 5 letters, ".", a closing, <eos> = 15
+PAIRS = dict(n=2000, seed=1, noise=0.2)          # preference pairs for the reward model and DPO
+FEW_PAIRS = dict(n=64, seed=2, noise=0.2)        # a small budget: the over-optimisation study
+RM_TRAIN = dict(epochs=2, lr=3e-4, batch=32)
+PPO_TRAIN = dict(rounds=100, kl_coef=0.05, lr=1e-4, prompts_per_round=64)
+DPO_TRAIN = dict(beta=0.1, epochs=2, lr=1e-4, batch=32)
+EVAL = dict(n=400, seed=99)                      # held-out prompts (all 24 names) for the gold judge
+FRONTIER = dict(kl_coefs=(0.01, 0.03, 0.1, 0.3), betas=(0.03, 0.1, 0.3, 1.0))
+OVEROPT = dict(rounds=300, kl_coef=0.0, track=200, track_every=10)
 
 
 def corpus(n_docs: int = 60_000, seed: int = 0) -> tuple[tr.TokenStream, tr.TokenStream]:
@@ -250,6 +263,7 @@ def run_ppo(init: GPT, rm: align.RewardModel, rounds: int = 100, kl_coef: float 
             resp = respond(model.policy, track, 1.0, seed=10_000 + r)
             st["gold"] = sum(s.total for s in gold(track, resp)) / len(track)
             st["proxy"] = float(rm_score(rm, track, resp).mean())
+            st["samples"] = [" ".join(r) for r in resp[:4]]
         logs.append(st)
     return model.policy.eval(), logs
 
@@ -259,3 +273,115 @@ def best_of(policy: GPT, rm: align.RewardModel, examples: list[w.Example], n: in
     score = lambda ps, rs: rm_score(rm, [w.from_prompt(w.decode(p)) for p in ps], [w.decode(r) for r in rs])
     out = align.best_of_n(policy, score, [w.encode(e.prompt) for e in examples], n, MAX_NEW, w.EOS, seed=seed)
     return [w.decode(r) for r in out]
+
+
+def held_out() -> list[w.Example]:
+    """The evaluation prompts: every task, colour questions about all 24 names."""
+    return w.prompts(EVAL["n"], seed=EVAL["seed"])
+
+
+def frontier(init: GPT, rm: align.RewardModel, pairs, examples: list[w.Example], seed: int = 0,
+             progress: bool = False) -> list[dict]:
+    """Gold score and KL to ``init`` for PPO across KL coefficients and DPO across betas."""
+    rows = []
+    runs = [("PPO", c, lambda c=c: run_ppo(init, rm, **{**PPO_TRAIN, "kl_coef": c}, seed=seed)[0])
+            for c in FRONTIER["kl_coefs"]]
+    runs += [("DPO", b, lambda b=b: run_dpo(init, pairs, **{**DPO_TRAIN, "beta": b}, seed=seed)[0])
+             for b in FRONTIER["betas"]]
+    for method, coef, make in runs:
+        policy = make()
+        ev = evaluate(policy, examples, seed=1)
+        rows.append({"method": method, "coef": coef, "gold": ev["gold"], "interval": ev["interval"],
+                     "kl": kl_to(policy, init, examples, ev["responses"])})
+        if progress:
+            print(rows[-1], flush=True)
+    return rows
+
+
+def overoptimisation(init: GPT, seed: int = 0) -> dict:
+    """PPO against a reward model trained on only ``FEW_PAIRS`` pairs, with no KL penalty,
+    tracking the gold and proxy scores (and a few samples) every ``track_every`` rounds."""
+    pairs = preference_pairs(init, FEW_PAIRS["n"], FEW_PAIRS["seed"], FEW_PAIRS["noise"])
+    rm, _ = train_reward_model(init, pairs, **RM_TRAIN, seed=seed)
+    track = w.prompts(OVEROPT["track"], seed=EVAL["seed"] + 1)
+    _, logs = run_ppo(init, rm, rounds=OVEROPT["rounds"], kl_coef=OVEROPT["kl_coef"], lr=PPO_TRAIN["lr"],
+                      prompts_per_round=PPO_TRAIN["prompts_per_round"], seed=seed, track=track,
+                      track_every=OVEROPT["track_every"])
+    return {"pairs": len(pairs), "pair_accuracy": pair_accuracy(rm, pairs), "logs": logs}
+
+
+STAGES = ["base", "sft", "rm", "ppo", "dpo"]
+STUDIES = ["frontier", "overoptimisation"]
+
+
+def _load(args: argparse.Namespace, name: str):
+    """A stage's model: from the command's output folder when it is there, else shipped."""
+    path = output_dir(args, name)
+    return hub.load(path if path.is_dir() else name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m textbook_lm.experiments.align",
+                                 description="Train Chapter 10's models (each stage starts from the previous "
+                                             "one) or run its studies.")
+    ap.add_argument("command", choices=["train", "study"])
+    ap.add_argument("name", choices=STAGES + STUDIES)
+    add_output_args(ap)
+    args = ap.parse_args(argv)
+    if (args.command == "train") != (args.name in STAGES):
+        ap.error(f"train takes one of {STAGES}; study one of {STUDIES}")
+    command = f"python -m textbook_lm.experiments.align {args.command} {args.name}"
+    t0 = time.perf_counter()
+    tok = list(w.VOCAB)
+    exs = held_out()
+    info: dict = {"command": command}
+    if args.name == "base":
+        model, h = pretrain(progress=True)
+        info.update(recipe={"model": MODEL, "train": PRETRAIN}, steps=h.step[-1], val_step=h.val_step,
+                    val_loss=[round(v, 4) for v in h.val_loss], train_loss=[round(v, 4) for v in h.train_loss])
+    elif args.name == "sft":
+        base = _load(args, "instruct-base").obj
+        model, h = sft(base, progress=True)
+        plain, h2 = sft(base, mask_prompt=False)
+        ev, ev2 = evaluate(model, exs, seed=1), evaluate(plain, exs, seed=1)
+        info.update(recipe=SFT, steps=h.step[-1], val_step=h.val_step, val_loss=[round(v, 4) for v in h.val_loss],
+                    unmasked={"val_loss": [round(v, 4) for v in h2.val_loss], "gold": ev2["gold"],
+                              "interval": ev2["interval"]}, gold=ev["gold"], interval=ev["interval"])
+    elif args.name == "rm":
+        init = _load(args, "instruct-sft").obj
+        pairs = preference_pairs(init, **PAIRS)
+        held = preference_pairs(init, 500, seed=PAIRS["seed"] + 100, noise=PAIRS["noise"])
+        model, losses = train_reward_model(init, pairs, **RM_TRAIN)
+        ceiling = sum(w.agreement_ceiling(*p, noise=PAIRS["noise"]) for p in held) / len(held)
+        info.update(recipe={"pairs": PAIRS, "train": RM_TRAIN}, losses=[round(v, 4) for v in losses],
+                    train_accuracy=pair_accuracy(model, pairs), held_out_accuracy=pair_accuracy(model, held),
+                    ceiling=ceiling)
+    elif args.name in ("ppo", "dpo"):
+        init = _load(args, "instruct-sft").obj
+        if args.name == "ppo":
+            rm = _load(args, "instruct-rm").obj
+            model, logs = run_ppo(init, rm, **PPO_TRAIN, track=exs[:200], track_every=10)
+            info.update(recipe=PPO_TRAIN)
+        else:
+            model, logs = run_dpo(init, preference_pairs(init, **PAIRS), **DPO_TRAIN)
+            info.update(recipe={"pairs": PAIRS, "train": DPO_TRAIN})
+        info.update(logs=logs)
+    else:
+        init = _load(args, "instruct-sft").obj
+        if args.name == "frontier":
+            rm = _load(args, "instruct-rm").obj
+            result = {"rows": frontier(init, rm, preference_pairs(init, **PAIRS), exs, progress=True)}
+        else:
+            result = overoptimisation(init)
+        result.update(command=command, seconds=round(time.perf_counter() - t0, 1))
+        path = hub.save(result, output_dir(args, f"instruct-{args.name}"), info={"command": command})
+        print(f"instruct-{args.name}: {time.perf_counter() - t0:.0f} s -> {path}")
+        return 0
+    info["train_seconds"] = round(time.perf_counter() - t0, 1)
+    path = hub.save(model, output_dir(args, f"instruct-{args.name}"), tokenizer=tok, info=info, half=True)
+    print(f"instruct-{args.name}: {info['train_seconds']:.0f} s -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
