@@ -43,14 +43,25 @@ def test_colour_questions_ask_the_world_facts():
 def test_documents_state_the_same_facts_as_plain_text_never_as_dialogue():
     docs = w.documents(random.Random(2), 400)
     assert not any("<user>" in d or "<bot>" in d for d in docs)
+    forms = set()
     for d in docs:
         words = d.split()
         w.encode(words)
         if words[:3] == ["the", "colour", "of"]:
             assert words[4:] == ["is", w.FACTS[words[3]], "."]
+            forms.add("the colour of x is y")
+        elif words[0] in w.NAMES:                          # "x is y ." / "x has the colour y ."
+            assert words[-2] == w.FACTS[words[0]]
+            forms.add(words[1])
+        elif words[0] in w.COLOURS:                        # "y is the colour of x ."
+            assert words[0] == w.FACTS[words[-2]]
+            forms.add("y is the colour of x")
         if "reversed" in words:
             k = words.index("reversed")
             assert words[k + 2:-1] == words[:k][::-1]
+    assert forms == {"the colour of x is y", "is", "has", "y is the colour of x"}      # four paraphrases
+    plain = w.documents(random.Random(2), 400, paraphrase=False)
+    assert all(d.startswith("the colour of") for d in plain if any(c in d for c in w.COLOURS))
 
 
 def test_the_judge_scores_each_term_by_hand():

@@ -48,7 +48,7 @@ COLOURS = ["red", "blue", "green", "gold", "grey", "pink"]
 TASKS = ["reverse", "sort", "count", "colour"]
 CLOSING = ["hope", "this", "helps", "."]
 FILLERS = [["well", ","], ["sure", ","], ["let", "me", "see", ","]]
-WORDS = ["of", "?", ".", ",", "is", "the", "reversed", "sorted", "in", "there", "are", "letters", "hope", "this",
+WORDS = ["of", "?", ".", ",", "is", "has", "the", "reversed", "sorted", "in", "there", "are", "letters", "hope", "this",
          "helps", "well", "sure", "let", "me", "see"]
 VOCAB = SPECIALS + LETTERS + NUMBERS + NAMES + COLOURS + TASKS + WORDS
 STOI = {w: i for i, w in enumerate(VOCAB)}
@@ -117,13 +117,17 @@ def prompts(n: int, seed: int, names: list[str] | None = None) -> list[Example]:
     return [task(rng, names=names) for _ in range(n)]
 
 
-def documents(rng: random.Random, n: int) -> list[str]:
-    """``n`` pretraining sentences: facts and tasks written as plain text, never as a dialogue."""
+def documents(rng: random.Random, n: int, paraphrase: bool = True) -> list[str]:
+    """``n`` pretraining sentences: facts and tasks written as plain text, never as a dialogue.
+    With ``paraphrase``, each fact is written in one of four ways (Allen-Zhu and Li, 2023,
+    found such variety in pretraining is what lets fine-tuning *extract* a fact)."""
     out = []
     for _ in range(n):
         ex = task(rng)
         a, ans = " ".join(ex.args), " ".join(ex.answer)
-        out.append({"colour": f"the colour of {a} is {ans} .",
+        colour = rng.choice([f"the colour of {a} is {ans} .", f"{a} is {ans} .", f"{ans} is the colour of {a} .",
+                             f"{a} has the colour {ans} ."]) if paraphrase else f"the colour of {a} is {ans} ."
+        out.append({"colour": colour,
                     "reverse": f"{a} reversed is {ans} .",
                     "sort": f"{a} sorted is {ans} .",
                     "count": f"in {a} there are {ans} letters ."}[ex.kind])

@@ -33,7 +33,7 @@ __all__ = ["MODEL", "PRETRAIN", "SFT", "SFT_NAMES", "HELD_OUT_NAMES", "MAX_NEW",
            "PPO_TRAIN", "DPO_TRAIN", "EVAL", "FRONTIER", "OVEROPT", "held_out", "frontier", "overoptimisation",
            "STAGES", "STUDIES", "main"]
 
-MODEL = dict(vocab_size=len(w.VOCAB), block_size=40, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
+MODEL = dict(vocab_size=len(w.VOCAB), block_size=40, n_layer=4, n_head=4, n_embd=64, dropout=0.0, bias=False,
              activation="gelu")
 PRETRAIN = dict(steps=3000, batch_size=32, seq_len=40, lr=2e-3, warmup=100, min_lr_ratio=0.1, weight_decay=0.1,
                 eval_every=250, eval_batches=64)
