@@ -30,6 +30,7 @@ from textbook_lm import hub
 from textbook_lm.checks import check_int, check_number
 from textbook_lm.generate import generate
 from textbook_lm.gpt import GPT, GPTConfig
+from textbook_lm.train import target_logprobs
 
 __all__ = ["make_batch", "token_logprobs", "sequence_logprob", "sft_loss", "RewardModel", "bradley_terry_loss",
            "dpo_loss", "token_kl", "sample", "best_of_n", "PolicyValue", "gae", "ppo_loss", "PPOConfig", "ppo_round"]
@@ -53,9 +54,12 @@ def make_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[in
 
 def token_logprobs(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """``lp (B, T)``: ``lp[:, t] = log p(ids[:, t] | ids[:, :t])`` for t >= 1; ``lp[:, 0] = 0``."""
-    logits = model(ids[:, :-1])                                             # (B, T-1, V)
-    lp = F.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    return F.pad(lp, (1, 0))                                                # (B, T)
+    return F.pad(target_logprobs(model, ids[:, :-1], ids[:, 1:]), (1, 0))  # (B, T)
+
+
+def _logprobs_of(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """:func:`token_logprobs` from logits already computed on ``ids[:, :-1]``."""
+    return F.pad(F.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1), (1, 0))
 
 
 def sequence_logprob(model: nn.Module, ids: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
@@ -250,9 +254,8 @@ def ppo_round(model: PolicyValue, ref: nn.Module, score: Callable[[list[list[int
     ids, resp = make_batch(prompts, responses, device=dev)
     with torch.no_grad():
         logits, values = model(ids[:, :-1])
-        old_logp = F.pad(F.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1), (1, 0))
         ref_logits = ref(ids[:, :-1])
-        ref_logp = F.pad(F.log_softmax(ref_logits.float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1), (1, 0))
+        old_logp, ref_logp = _logprobs_of(logits, ids), _logprobs_of(ref_logits, ids)
         kl = (F.pad(token_kl(logits, ref_logits), (1, 0)) * resp).sum(1)  # exact KL per response
         values = F.pad(values, (1, 0))                                     # V at t: value before token t
         scores = torch.as_tensor(score(list(prompts), responses), dtype=torch.float, device=dev)
@@ -269,7 +272,7 @@ def ppo_round(model: PolicyValue, ref: nn.Module, score: Callable[[list[list[int
         for idx in torch.randperm(len(ids), generator=g).split(cfg.minibatch):
             idx = idx.to(dev)
             lg, v = model(ids[idx, :-1])
-            lp = F.pad(F.log_softmax(lg.float(), -1).gather(-1, ids[idx, 1:, None]).squeeze(-1), (1, 0))
+            lp = _logprobs_of(lg, ids[idx])
             loss, st = ppo_loss(lp, old_logp[idx], adv[idx], F.pad(v, (1, 0)), values[idx], returns[idx],
                                 resp[idx], cfg.clip, cfg.clip, cfg.vf_coef)
             opt.zero_grad(set_to_none=True)

@@ -172,6 +172,16 @@ def preference_pairs(policy: GPT, n: int, seed: int = 0, noise: float = 0.2) -> 
     return [(e, x, y) if w.annotate(rng, e, x, y, noise) else (e, y, x) for e, x, y in zip(exs, a, b)]
 
 
+def _minibatches(pairs: list, epochs: int, batch: int, seed: int):
+    """``epochs`` passes over ``pairs`` in a fresh random order each, ``batch`` at a time."""
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        for k in range(0, len(order), batch):
+            yield [pairs[i] for i in order[k:k + batch]]
+
+
 def _pair_batch(pairs, which: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return align.make_batch([w.encode(p[0].prompt) for p in pairs], [w.encode(p[which]) for p in pairs],
                             pad=w.PAD, device=device)
@@ -200,19 +210,15 @@ def train_reward_model(init: GPT, pairs, epochs: int = 2, lr: float = 3e-4, batc
     rm = align.RewardModel(init)
     dev = next(rm.parameters()).device
     opt = torch.optim.AdamW(rm.parameters(), lr=lr, weight_decay=0.0)
-    losses, g = [], random.Random(seed)
+    losses = []
     rm.train()
-    for _ in range(epochs):
-        order = list(range(len(pairs)))
-        g.shuffle(order)
-        for k in range(0, len(order), batch):
-            chunk = [pairs[i] for i in order[k:k + batch]]
-            (ci, _), (ri, _) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
-            loss = align.bradley_terry_loss(rm(ci, (ci != w.PAD).sum(1)), rm(ri, (ri != w.PAD).sum(1)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+    for chunk in _minibatches(pairs, epochs, batch, seed):
+        (ci, _), (ri, _) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
+        loss = align.bradley_terry_loss(rm(ci, (ci != w.PAD).sum(1)), rm(ri, (ri != w.PAD).sum(1)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
     return rm.eval(), losses
 
 
@@ -223,22 +229,18 @@ def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e
     policy, ref = copy.deepcopy(init), copy.deepcopy(init).eval()
     dev = next(policy.parameters()).device
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
-    logs, g = [], random.Random(seed)
-    for _ in range(epochs):
-        order = list(range(len(pairs)))
-        g.shuffle(order)
-        for k in range(0, len(order), batch):
-            chunk = [pairs[i] for i in order[k:k + batch]]
-            (ci, cm), (ri, rmask) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
-            with torch.no_grad():
-                ref_c, ref_r = align.sequence_logprob(ref, ci, cm), align.sequence_logprob(ref, ri, rmask)
-            policy.train()
-            loss, st = align.dpo_loss(align.sequence_logprob(policy, ci, cm), align.sequence_logprob(policy, ri, rmask),
-                                      ref_c, ref_r, beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            logs.append(st)
+    logs = []
+    for chunk in _minibatches(pairs, epochs, batch, seed):
+        (ci, cm), (ri, rmask) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
+        with torch.no_grad():
+            ref_c, ref_r = align.sequence_logprob(ref, ci, cm), align.sequence_logprob(ref, ri, rmask)
+        policy.train()
+        loss, st = align.dpo_loss(align.sequence_logprob(policy, ci, cm), align.sequence_logprob(policy, ri, rmask),
+                                  ref_c, ref_r, beta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        logs.append(st)
     return policy.eval(), logs
 
 
