@@ -108,3 +108,16 @@ def test_a_prompt_gives_back_its_task():
         assert w.from_prompt(ex.prompt) == ex
     with pytest.raises(ValueError, match="not a prompt"):
         w.from_prompt(["the", "colour", "of", "bal", "is"])
+
+
+def test_demonstration_logprob_is_the_demonstrators_distribution():
+    ex = w.task(random.Random(0), "sort")
+    answer = [*ex.answer, "."]
+    every = [[*f, *answer, *c, "<eos>"] for f in [[], *w.FILLERS] for c in ([], w.CLOSING)]
+    total = sum(math.exp(w.demonstration_logprob(ex, r)) for r in every)
+    assert total == pytest.approx(1.0, abs=1e-12)
+    assert math.exp(w.demonstration_logprob(ex, [*answer, "<eos>"])) == pytest.approx(0.7 * 0.7)
+    assert w.demonstration_logprob(ex, ["a", ".", "<eos>"]) == -math.inf           # a wrong answer
+    assert w.demonstration_logprob(ex, [*answer, *w.CLOSING, *w.CLOSING, "<eos>"]) == -math.inf
+    rng = random.Random(1)                              # sampled demonstrations are all possible
+    assert all(w.demonstration_logprob(ex, w.demonstration(rng, ex)) > -math.inf for _ in range(200))

@@ -36,7 +36,7 @@ from textbook_lm.checks import check_int, check_number
 
 __all__ = ["VOCAB", "STOI", "PAD", "EOS", "USER", "BOT", "LETTERS", "NUMBERS", "NAMES", "COLOURS", "FACTS",
            "TASKS", "CLOSING", "FILLERS", "Example", "task", "from_prompt", "prompts", "documents", "demonstration", "Score",
-           "judge", "annotate", "agreement_ceiling", "answer_of", "encode", "decode"]
+           "judge", "annotate", "agreement_ceiling", "answer_of", "demonstration_logprob", "encode", "decode"]
 
 SPECIALS = ["<pad>", "<eos>", "<user>", "<bot>"]
 PAD, EOS, USER, BOT = 0, 1, 2, 3
@@ -142,6 +142,19 @@ def demonstration(rng: random.Random, ex: Example, polite: float = 0.3, filler: 
     if rng.random() < polite:
         out += CLOSING
     return out + ["<eos>"]
+
+
+def demonstration_logprob(ex: Example, response: list[str], polite: float = 0.3, filler: float = 0.3) -> float:
+    """``log P(response)`` under :func:`demonstration` (natural log): the true process behind
+    the SFT data, so its entropy is the floor of any model's loss on demonstrations;
+    ``-inf`` for a response the demonstrator never writes."""
+    lead = next((f for f in FILLERS if response[:len(f)] == f), [])
+    rest = response[len(lead):]
+    body = [*ex.answer, "."]
+    if rest[:len(body)] != body or rest[len(body):] not in (["<eos>"], [*CLOSING, "<eos>"]):
+        return -math.inf
+    p = (filler / len(FILLERS) if lead else 1 - filler) * (polite if len(rest) > len(body) + 1 else 1 - polite)
+    return math.log(p)
 
 
 def answer_of(response: list[str]) -> list[str]:

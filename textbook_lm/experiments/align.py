@@ -29,9 +29,9 @@ from textbook_lm.gpt import GPT, GPTConfig
 
 __all__ = ["MODEL", "PRETRAIN", "SFT", "SFT_NAMES", "HELD_OUT_NAMES", "MAX_NEW", "corpus", "SFTData", "pretrain",
            "sft", "respond", "gold", "evaluate", "kl_to", "win_rate", "knowledge", "preference_pairs", "train_reward_model",
-           "rm_score", "pair_accuracy", "run_dpo", "run_ppo", "best_of", "PAIRS", "FEW_PAIRS", "RM_TRAIN",
+           "rm_score", "pair_accuracy", "run_dpo", "run_ppo", "best_of", "PAIRS", "HELD_PAIRS", "FEW_PAIRS", "RM_TRAIN",
            "PPO_TRAIN", "DPO_TRAIN", "EVAL", "FRONTIER", "OVEROPT", "held_out", "frontier", "overoptimisation",
-           "STAGES", "STUDIES", "main"]
+           "STAGES", "STUDIES", "PUBLISHED", "BENCHMARK", "demonstrations", "leaderboard_entries", "main"]
 
 MODEL = dict(vocab_size=len(w.VOCAB), block_size=40, n_layer=4, n_head=4, n_embd=64, dropout=0.0, bias=False,
              activation="gelu")
@@ -41,14 +41,15 @@ SFT = dict(steps=500, batch_size=32, seq_len=40, lr=5e-4, warmup=50, min_lr_rati
            eval_every=100, eval_batches=128)
 SFT_NAMES, HELD_OUT_NAMES = w.NAMES[:16], w.NAMES[16:]
 MAX_NEW = 16                 # the longest response: 4 filler words, 5 letters, ".", a closing, <eos> = 15
-PAIRS = dict(n=2000, seed=1, noise=0.2)          # preference pairs for the reward model and DPO
-FEW_PAIRS = dict(n=64, seed=2, noise=0.2)        # a small budget: the over-optimisation study
+PAIRS = dict(n=24_000, seed=1, noise=0.2)        # prompts for preference pairs (reward model and DPO)
+FEW_PAIRS = dict(n=400, seed=2, noise=0.2)       # a small budget: the over-optimisation study
 RM_TRAIN = dict(epochs=2, lr=3e-4, batch=32)
-PPO_TRAIN = dict(rounds=100, kl_coef=0.05, lr=1e-4, prompts_per_round=64)
-DPO_TRAIN = dict(beta=0.1, epochs=2, lr=1e-4, batch=32)
+HELD_PAIRS = dict(n=2000, seed=101, noise=0.2)   # held-out pairs: the reward model's accuracy
+PPO_TRAIN = dict(rounds=100, kl_coef=0.2, lr=1e-4, prompts_per_round=64)
+DPO_TRAIN = dict(beta=1.0, epochs=1, lr=1e-5, batch=32)
 EVAL = dict(n=400, seed=99)                      # held-out prompts (all 24 names) for the gold judge
-FRONTIER = dict(kl_coefs=(0.01, 0.03, 0.1, 0.3), betas=(0.03, 0.1, 0.3, 1.0))
-OVEROPT = dict(rounds=300, kl_coef=0.0, track=200, track_every=10)
+FRONTIER = dict(kl_coefs=(0.02, 0.05, 0.2, 0.5), betas=(0.1, 0.3, 1.0, 3.0))
+OVEROPT = dict(rounds=300, kl_coef=0.0, track=200, track_every=10, rm_epochs=4)
 
 
 def corpus(n_docs: int = 60_000, seed: int = 0) -> tuple[tr.TokenStream, tr.TokenStream]:
@@ -164,12 +165,13 @@ def knowledge(model: GPT, names: list[str], chat: bool = False) -> float:
 
 
 def preference_pairs(policy: GPT, n: int, seed: int = 0, noise: float = 0.2) -> list[tuple[w.Example, list[str], list[str]]]:
-    """``n`` pairs ``(example, chosen, rejected)``: two samples of ``policy`` per prompt, ordered
-    by the simulated annotator (Bradley-Terry noise ``noise``)."""
+    """Pairs ``(example, chosen, rejected)`` from ``n`` prompts: two samples of ``policy`` per
+    prompt, ordered by the simulated annotator (Bradley-Terry noise ``noise``). A prompt whose
+    two samples are the same response gives no pair: there is nothing to compare."""
     exs = w.prompts(n, seed=seed, names=SFT_NAMES)
     a, b = respond(policy, exs, 1.0, seed), respond(policy, exs, 1.0, seed + 1)
     rng = random.Random(seed)
-    return [(e, x, y) if w.annotate(rng, e, x, y, noise) else (e, y, x) for e, x, y in zip(exs, a, b)]
+    return [(e, x, y) if w.annotate(rng, e, x, y, noise) else (e, y, x) for e, x, y in zip(exs, a, b) if x != y]
 
 
 def _minibatches(pairs: list, epochs: int, batch: int, seed: int):
@@ -197,9 +199,11 @@ def rm_score(rm: align.RewardModel, examples: list[w.Example], responses: list[l
 
 
 def pair_accuracy(rm: align.RewardModel, pairs) -> float:
-    """Share of pairs where the reward model scores the annotator's choice higher."""
+    """Share of pairs where the reward model scores the annotator's choice higher (a tie
+    counts half, as in :func:`textbook_lm.data.instruct.agreement_ceiling`)."""
     exs = [p[0] for p in pairs]
-    return float((rm_score(rm, exs, [p[1] for p in pairs]) > rm_score(rm, exs, [p[2] for p in pairs])).float().mean())
+    a, b = rm_score(rm, exs, [p[1] for p in pairs]), rm_score(rm, exs, [p[2] for p in pairs])
+    return float(((a > b).float() + 0.5 * (a == b).float()).mean())
 
 
 def train_reward_model(init: GPT, pairs, epochs: int = 2, lr: float = 3e-4, batch: int = 32,
@@ -223,8 +227,10 @@ def train_reward_model(init: GPT, pairs, epochs: int = 2, lr: float = 3e-4, batc
 
 
 def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e-4, batch: int = 32,
-            seed: int = 0) -> tuple[GPT, list[dict]]:
-    """DPO from ``init`` (policy and frozen reference both start as it) on ``pairs``."""
+            seed: int = 0, reference_free: bool = False) -> tuple[GPT, list[dict]]:
+    """DPO from ``init`` (policy and frozen reference both start as it) on ``pairs``. With
+    ``reference_free`` the reference's log-probabilities are replaced by 0, as if the
+    reference were a uniform distribution: nothing ties the policy to ``init`` any more."""
     seed_all(seed)
     policy, ref = copy.deepcopy(init), copy.deepcopy(init).eval()
     dev = next(policy.parameters()).device
@@ -234,6 +240,8 @@ def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e
         (ci, cm), (ri, rmask) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
         with torch.no_grad():
             ref_c, ref_r = align.sequence_logprob(ref, ci, cm), align.sequence_logprob(ref, ri, rmask)
+            if reference_free:
+                ref_c, ref_r = torch.zeros_like(ref_c), torch.zeros_like(ref_r)
         policy.train()
         loss, st = align.dpo_loss(align.sequence_logprob(policy, ci, cm), align.sequence_logprob(policy, ri, rmask),
                                   ref_c, ref_r, beta)
@@ -304,12 +312,65 @@ def overoptimisation(init: GPT, seed: int = 0) -> dict:
     """PPO against a reward model trained on only ``FEW_PAIRS`` pairs, with no KL penalty,
     tracking the gold and proxy scores (and a few samples) every ``track_every`` rounds."""
     pairs = preference_pairs(init, FEW_PAIRS["n"], FEW_PAIRS["seed"], FEW_PAIRS["noise"])
-    rm, _ = train_reward_model(init, pairs, **RM_TRAIN, seed=seed)
+    rm, _ = train_reward_model(init, pairs, **{**RM_TRAIN, "epochs": OVEROPT["rm_epochs"]}, seed=seed)
     track = w.prompts(OVEROPT["track"], seed=EVAL["seed"] + 1)
     _, logs = run_ppo(init, rm, rounds=OVEROPT["rounds"], kl_coef=OVEROPT["kl_coef"], lr=PPO_TRAIN["lr"],
                       prompts_per_round=PPO_TRAIN["prompts_per_round"], seed=seed, track=track,
                       track_every=OVEROPT["track_every"])
-    return {"pairs": len(pairs), "pair_accuracy": pair_accuracy(rm, pairs), "logs": logs}
+    held = preference_pairs(init, **HELD_PAIRS)
+    return {"pairs": len(pairs), "pair_accuracy": pair_accuracy(rm, pairs),
+            "held_out_accuracy": pair_accuracy(rm, held), "logs": logs}
+
+
+# Published figures printed beside ours (checked against the papers; section numbers given)
+PUBLISHED = {
+    "instructgpt": {  # Ouyang et al. 2022
+        "prompts (SFT / RM / PPO)": "about 13k / 33k / 31k (Sec. 3.2)",
+        "1.3B InstructGPT vs 175B GPT-3": "1.3B preferred, with over 100x fewer parameters (Sec. 1)",
+        "175B InstructGPT preferred to 175B GPT-3": "85 +- 3% (95% interval; 71 +- 4% vs few-shot GPT-3)",
+        "labeller agreement (training / held-out labellers)": "72.6 +- 1.5% / 77.3 +- 1.3% (Sec. 3.4)",
+        "reward model accuracy (training / held-out labellers)": "72.4 +- 0.4% / 69.6 +- 0.9% (Sec. 4.1)",
+        "KL coefficient beta": "0.02 (App. C.4)",
+    },
+    "dpo": {  # Rafailov et al. 2023
+        "TL;DR win rate vs reference summaries (GPT-4 judge, temperature 0)": "DPO about 61%, PPO 57% (Sec. 6.2)",
+        "beta": "0.1 by default, 0.5 for TL;DR (App. B)",
+        "IMDb reward-vs-KL frontier": "DPO's frontier dominates PPO's (Fig. 2, left)",
+    },
+    "stiennon": {"1.3B RLHF vs supervised model ~10x its size (vs reference summaries)": "61% vs 43% (Sec. 4.1)"},
+    "gao": {"functional forms, d = sqrt(KL)": "R_bon(d) = d (alpha - beta d); R_RL(d) = d (alpha - beta log d)"},
+}
+
+BENCHMARK = "instruct-demos"
+LEADERBOARD_COMMAND = "python -m textbook_lm.experiments.leaderboard reproduce align"
+
+
+def demonstrations(n: int | None = None, seed: int = 7) -> tuple[list[w.Example], list[list[str]]]:
+    """The held-out prompts (:func:`held_out`) with one demonstrator response each."""
+    exs = held_out()[:n]
+    rng = random.Random(seed)
+    return exs, [w.demonstration(rng, e) for e in exs]
+
+
+def leaderboard_entries() -> list:
+    """Cross-entropy on the response tokens of demonstrations of the 400 held-out prompts, for
+    every shipped stage, and the floor: the demonstrator's own entropy
+    (:func:`textbook_lm.data.instruct.demonstration_logprob`). A model that moves away from
+    the demonstrator to please the judge scores worse here: the benchmark measures imitation."""
+    from textbook_lm.leaderboard import Entry
+    exs, demos = demonstrations()
+    ids, resp = align.make_batch([w.encode(e.prompt) for e in exs], [w.encode(d) for d in demos], pad=w.PAD)
+    n = int(resp[:, 1:].sum())
+    floor = -sum(w.demonstration_logprob(e, d) for e, d in zip(exs, demos))
+    entries = [Entry("demonstrator (floor)", BENCHMARK, "val", floor, n, 0, 0.0, 10, LEADERBOARD_COMMAND, kind="floor")]
+    for name, label in (("instruct-base", "GPT 4x64, pretrained only"), ("instruct-sft", "GPT 4x64, SFT"),
+                        ("instruct-ppo", "GPT 4x64, SFT + PPO"), ("instruct-dpo", "GPT 4x64, SFT + DPO")):
+        model, _, info = hub.load(name)
+        with torch.no_grad():
+            nll = -float((align.token_logprobs(model.float(), ids) * resp).sum())
+        entries.append(Entry(label, BENCHMARK, "val", nll, n, model.num_params(True), info["train_seconds"], 10,
+                             LEADERBOARD_COMMAND))
+    return entries
 
 
 STAGES = ["base", "sft", "rm", "ppo", "dpo"]
@@ -352,10 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.name == "rm":
         init = _load(args, "instruct-sft").obj
         pairs = preference_pairs(init, **PAIRS)
-        held = preference_pairs(init, 500, seed=PAIRS["seed"] + 100, noise=PAIRS["noise"])
+        held = preference_pairs(init, **HELD_PAIRS)
         model, losses = train_reward_model(init, pairs, **RM_TRAIN)
         ceiling = sum(w.agreement_ceiling(*p, noise=PAIRS["noise"]) for p in held) / len(held)
         info.update(recipe={"pairs": PAIRS, "train": RM_TRAIN}, losses=[round(v, 4) for v in losses],
+                    pairs=len(pairs), held_pairs=len(held),
                     train_accuracy=pair_accuracy(model, pairs), held_out_accuracy=pair_accuracy(model, held),
                     ceiling=ceiling)
     elif args.name in ("ppo", "dpo"):
