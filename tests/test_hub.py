@@ -19,7 +19,8 @@ def test_the_package_ships_every_artefact_the_book_loads():
             "tinylang-bert", "wikitext2-sgns", "wikitext2-glove", "shakespeare-bpe-1k", "wikitext2-bpe-4k",
             "wikitext2-wordpiece-8k", "tang-bpe-4k", "leaderboard", "bert-ablations", "bert-finetune", "tinylang-gpt",
             "gpt-scaling", "bert-probe", "icl-2layer", "icl-1layer", "icl-fixed", "cot-steps", "cot-direct",
-            "icl-seeds"} <= set(SHIPPED)
+            "icl-seeds", "instruct-base", "instruct-sft", "instruct-rm", "instruct-ppo", "instruct-dpo",
+            "instruct-frontier", "instruct-overoptimisation"} <= set(SHIPPED)
     total = sum(f.stat().st_size for f in hub.SHIPPED_DIR.rglob("*") if f.is_file())
     assert total < 40_000_000                                        # the book's budget for shipped files
 

@@ -49,7 +49,7 @@ PPO_TRAIN = dict(rounds=100, kl_coef=0.2, lr=1e-4, prompts_per_round=64)
 DPO_TRAIN = dict(beta=1.0, epochs=1, lr=1e-5, batch=32)
 EVAL = dict(n=400, seed=99)                      # held-out prompts (all 24 names) for the gold judge
 FRONTIER = dict(kl_coefs=(0.02, 0.05, 0.2, 0.5), betas=(0.1, 0.3, 1.0, 3.0))
-OVEROPT = dict(rounds=300, kl_coef=0.0, track=200, track_every=10, rm_epochs=4)
+OVEROPT = dict(rounds=200, kl_coef=0.0, lr=3e-5, track=200, track_every=5, rm_epochs=4, n_max=64)
 
 
 def corpus(n_docs: int = 60_000, seed: int = 0) -> tuple[tr.TokenStream, tr.TokenStream]:
@@ -308,18 +308,33 @@ def frontier(init: GPT, rm: align.RewardModel, pairs, examples: list[w.Example],
     return rows
 
 
-def overoptimisation(init: GPT, seed: int = 0) -> dict:
-    """PPO against a reward model trained on only ``FEW_PAIRS`` pairs, with no KL penalty,
-    tracking the gold and proxy scores (and a few samples) every ``track_every`` rounds."""
+def overoptimisation(init: GPT, rm: align.RewardModel, seed: int = 0) -> dict:
+    """Optimising against a reward model, measured by the gold judge on ``track`` held-out prompts:
+
+    * best-of-n for n = 1, 2, 4, ..., ``n_max`` with the full reward model ``rm`` and with one
+      trained on only ``FEW_PAIRS`` pairs (gold and proxy scores of the chosen responses);
+    * PPO against ``rm`` with no KL penalty, tracking gold and proxy every ``track_every`` rounds."""
     pairs = preference_pairs(init, FEW_PAIRS["n"], FEW_PAIRS["seed"], FEW_PAIRS["noise"])
-    rm, _ = train_reward_model(init, pairs, **{**RM_TRAIN, "epochs": OVEROPT["rm_epochs"]}, seed=seed)
+    few, _ = train_reward_model(init, pairs, **{**RM_TRAIN, "epochs": OVEROPT["rm_epochs"]}, seed=seed)
     track = w.prompts(OVEROPT["track"], seed=EVAL["seed"] + 1)
-    _, logs = run_ppo(init, rm, rounds=OVEROPT["rounds"], kl_coef=OVEROPT["kl_coef"], lr=PPO_TRAIN["lr"],
+    prompts = [w.encode(e.prompt) for e in track]
+    samples = [[w.decode(r) for r in align.sample(init, prompts, MAX_NEW, w.EOS, 1.0, seed=seed + k)]
+               for k in range(OVEROPT["n_max"])]
+    gold_ = torch.tensor([[w.judge(e, r).total for e, r in zip(track, rs)] for rs in samples])    # (n_max, P)
+    ns = [2 ** k for k in range(OVEROPT["n_max"].bit_length())]
+    bon = {"n": ns}
+    for name, model in (("few pairs", few), ("all pairs", rm)):
+        proxy = torch.stack([rm_score(model, track, rs) for rs in samples])                    # (n_max, P)
+        best = [proxy[:n].argmax(0) for n in ns]
+        cols = torch.arange(len(track))
+        bon[name] = {"gold": [float(gold_[i, cols].mean()) for i in best],
+                     "proxy": [float(proxy[i, cols].mean()) for i in best]}
+    _, logs = run_ppo(init, rm, rounds=OVEROPT["rounds"], kl_coef=OVEROPT["kl_coef"], lr=OVEROPT["lr"],
                       prompts_per_round=PPO_TRAIN["prompts_per_round"], seed=seed, track=track,
                       track_every=OVEROPT["track_every"])
     held = preference_pairs(init, **HELD_PAIRS)
-    return {"pairs": len(pairs), "pair_accuracy": pair_accuracy(rm, pairs),
-            "held_out_accuracy": pair_accuracy(rm, held), "logs": logs}
+    return {"pairs": len(pairs), "pair_accuracy": pair_accuracy(few, pairs),
+            "held_out_accuracy": pair_accuracy(few, held), "best_of_n": bon, "ppo": logs}
 
 
 # Published figures printed beside ours (checked against the papers; section numbers given)
@@ -436,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             rm = _load(args, "instruct-rm").obj
             result = {"rows": frontier(init, rm, preference_pairs(init, **PAIRS), exs, progress=True)}
         else:
-            result = overoptimisation(init)
+            result = overoptimisation(init, _load(args, "instruct-rm").obj)
         result.update(command=command, seconds=round(time.perf_counter() - t0, 1))
         path = hub.save(result, output_dir(args, f"instruct-{args.name}"), info={"command": command})
         print(f"instruct-{args.name}: {time.perf_counter() - t0:.0f} s -> {path}")
