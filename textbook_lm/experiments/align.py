@@ -86,12 +86,13 @@ class SFTData:
 
 
 def pretrain(steps: int | None = None, seed: int = 0, progress: bool = False,
-             device: str | torch.device | None = None) -> tuple[GPT, tr.History]:
-    """The base model: next-token prediction on :func:`corpus`."""
+             device: str | torch.device | None = None, stop_after: int | None = None) -> tuple[GPT, tr.History]:
+    """The base model: next-token prediction on :func:`corpus` (``stop_after``: stop early on
+    the full run's schedule, so the first steps are the shipped run's)."""
     seed_all(seed)
     model = GPT(GPTConfig(**MODEL)).to(device or "cpu")
     data, val = corpus(seed=seed)
-    cfg = tr.TrainConfig(**{**PRETRAIN, "seed": seed, **({"steps": steps} if steps else {})})
+    cfg = tr.TrainConfig(**{**PRETRAIN, "seed": seed, "stop_after": stop_after, **({"steps": steps} if steps else {})})
     return model.eval(), tr.train(model, data, val, cfg, progress=progress)
 
 
