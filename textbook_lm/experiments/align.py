@@ -28,7 +28,8 @@ from textbook_lm.experiments import add_output_args, output_dir
 from textbook_lm.gpt import GPT, GPTConfig
 
 __all__ = ["MODEL", "PRETRAIN", "SFT", "SFT_NAMES", "HELD_OUT_NAMES", "MAX_NEW", "corpus", "SFTData", "pretrain",
-           "sft", "respond", "gold", "evaluate", "kl_to", "win_rate", "knowledge", "preference_pairs", "train_reward_model",
+           "sft", "respond", "gold", "bootstrap_interval", "pair_batch", "evaluate", "kl_to", "win_rate",
+           "knowledge", "preference_pairs", "train_reward_model",
            "rm_score", "pair_accuracy", "run_dpo", "run_ppo", "best_of", "PAIRS", "HELD_PAIRS", "FEW_PAIRS", "RM_TRAIN",
            "PPO_TRAIN", "DPO_TRAIN", "EVAL", "FRONTIER", "OVEROPT", "held_out", "frontier", "overoptimisation",
            "STAGES", "STUDIES", "PUBLISHED", "BENCHMARK", "demonstrations", "leaderboard_entries", "main"]
@@ -117,7 +118,7 @@ def gold(examples: list[w.Example], responses: list[list[str]]) -> list[w.Score]
     return [w.judge(e, r) for e, r in zip(examples, responses)]
 
 
-def _bootstrap(values: list[float], n: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(values: list[float], n: int = 1000, seed: int = 0) -> tuple[float, float]:
     """A 95% percentile-bootstrap interval for the mean."""
     rng, k = random.Random(seed), len(values)
     means = sorted(sum(rng.choices(values, k=k)) / k for _ in range(n))
@@ -130,7 +131,7 @@ def evaluate(model: GPT, examples: list[w.Example], temperature: float = 1.0, se
     scores = gold(examples, responses)
     totals = [s.total for s in scores]
     out = {k: sum(getattr(s, k) for s in scores) / len(scores) for k in ("correct", "polite", "verbose", "repeat")}
-    out.update(gold=sum(totals) / len(totals), interval=_bootstrap(totals), responses=responses)
+    out.update(gold=sum(totals) / len(totals), interval=bootstrap_interval(totals), responses=responses)
     return out
 
 
@@ -150,7 +151,7 @@ def win_rate(examples: list[w.Example], a: list[list[str]], b: list[list[str]]) 
     half), with a 95% bootstrap interval."""
     wins = [1.0 if sa > sb else 0.5 if sa == sb else 0.0
             for sa, sb in ((w.judge(e, x).total, w.judge(e, y).total) for e, x, y in zip(examples, a, b))]
-    return sum(wins) / len(wins), _bootstrap(wins)
+    return sum(wins) / len(wins), bootstrap_interval(wins)
 
 
 @torch.no_grad()
@@ -185,7 +186,9 @@ def _minibatches(pairs: list, epochs: int, batch: int, seed: int):
             yield [pairs[i] for i in order[k:k + batch]]
 
 
-def _pair_batch(pairs, which: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_batch(pairs, which: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, response mask)`` of the pairs' prompts with their chosen (``which=1``) or
+    rejected (``which=2``) responses, right-padded, on ``device``."""
     return align.make_batch([w.encode(p[0].prompt) for p in pairs], [w.encode(p[which]) for p in pairs],
                             pad=w.PAD, device=device)
 
@@ -218,7 +221,7 @@ def train_reward_model(init: GPT, pairs, epochs: int = 2, lr: float = 3e-4, batc
     losses = []
     rm.train()
     for chunk in _minibatches(pairs, epochs, batch, seed):
-        (ci, _), (ri, _) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
+        (ci, _), (ri, _) = pair_batch(chunk, 1, dev), pair_batch(chunk, 2, dev)
         loss = align.bradley_terry_loss(rm(ci, (ci != w.PAD).sum(1)), rm(ri, (ri != w.PAD).sum(1)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -238,7 +241,7 @@ def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     logs = []
     for chunk in _minibatches(pairs, epochs, batch, seed):
-        (ci, cm), (ri, rmask) = _pair_batch(chunk, 1, dev), _pair_batch(chunk, 2, dev)
+        (ci, cm), (ri, rmask) = pair_batch(chunk, 1, dev), pair_batch(chunk, 2, dev)
         with torch.no_grad():
             ref_c, ref_r = align.sequence_logprob(ref, ci, cm), align.sequence_logprob(ref, ri, rmask)
             if reference_free:
