@@ -202,6 +202,11 @@ def rm_score(rm: align.RewardModel, examples: list[w.Example], responses: list[l
         return rm(ids, (ids != w.PAD).sum(1)).cpu()
 
 
+def _scorer(rm: align.RewardModel):
+    """``rm`` as the ``score(prompts, responses) -> (B,)`` of token ids that ``align`` takes."""
+    return lambda ps, rs: rm_score(rm, [w.from_prompt(w.decode(p)) for p in ps], [w.decode(r) for r in rs])
+
+
 def pair_accuracy(rm: align.RewardModel, pairs) -> float:
     """Share of pairs where the reward model scores the annotator's choice higher (a tie
     counts half, as in :func:`textbook_lm.data.instruct.agreement_ceiling`)."""
@@ -230,7 +235,7 @@ def train_reward_model(init: GPT, pairs, epochs: int = 2, lr: float = 3e-4, batc
     return rm.eval(), losses
 
 
-def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e-4, batch: int = 32,
+def run_dpo(init: GPT, pairs, beta: float = 1.0, epochs: int = 1, lr: float = 1e-5, batch: int = 32,
             seed: int = 0, reference_free: bool = False) -> tuple[GPT, list[dict]]:
     """DPO from ``init`` (policy and frozen reference both start as it) on ``pairs``. With
     ``reference_free`` the reference's log-probabilities are replaced by 0, as if the
@@ -256,7 +261,7 @@ def run_dpo(init: GPT, pairs, beta: float = 0.1, epochs: int = 2, lr: float = 1e
     return policy.eval(), logs
 
 
-def run_ppo(init: GPT, rm: align.RewardModel, rounds: int = 100, kl_coef: float = 0.05, lr: float = 1e-4,
+def run_ppo(init: GPT, rm: align.RewardModel, rounds: int = 100, kl_coef: float = 0.2, lr: float = 1e-4,
             prompts_per_round: int = 64, seed: int = 0, track: list[w.Example] | None = None,
             track_every: int = 10) -> tuple[GPT, list[dict]]:
     """PPO from ``init`` against the reward model ``rm``, with a KL penalty (``kl_coef``) to
@@ -268,7 +273,7 @@ def run_ppo(init: GPT, rm: align.RewardModel, rounds: int = 100, kl_coef: float 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     cfg = align.PPOConfig(kl_coef=kl_coef, max_new_tokens=MAX_NEW)
     rng, logs = random.Random(seed), []
-    score = lambda ps, rs: rm_score(rm, [w.from_prompt(w.decode(p)) for p in ps], [w.decode(r) for r in rs])
+    score = _scorer(rm)
     for r in range(rounds):
         exs = [w.task(rng, names=SFT_NAMES) for _ in range(prompts_per_round)]
         st = align.ppo_round(model, ref, score, [w.encode(e.prompt) for e in exs], opt, cfg, w.EOS, seed=seed + r)
@@ -284,7 +289,7 @@ def run_ppo(init: GPT, rm: align.RewardModel, rounds: int = 100, kl_coef: float 
 
 def best_of(policy: GPT, rm: align.RewardModel, examples: list[w.Example], n: int, seed: int = 0) -> list[list[str]]:
     """Best-of-n: for each example, the one of ``n`` samples of ``policy`` the reward model scores highest."""
-    score = lambda ps, rs: rm_score(rm, [w.from_prompt(w.decode(p)) for p in ps], [w.decode(r) for r in rs])
+    score = _scorer(rm)
     out = align.best_of_n(policy, score, [w.encode(e.prompt) for e in examples], n, MAX_NEW, w.EOS, seed=seed)
     return [w.decode(r) for r in out]
 
