@@ -28,7 +28,7 @@ def test_every_term_carries_its_chinese_at_first_use(glossary):
 
 
 def test_glossary_covers_every_chapter(glossary):
-    assert len(glossary) >= 250
+    assert sum(e["chapter"] <= 8 for e in glossary) >= 250      # the errata issue's bar for chapters 0-8
     per_chapter = {n: sum(e["chapter"] == n for e in glossary) for n in CHAPTERS}
     assert all(k >= 5 for k in per_chapter.values()), per_chapter
     assert len({e["zh"] for e in glossary}) > 0.9 * len(glossary)   # few English synonyms share a term
@@ -74,6 +74,8 @@ def _term(en="language model", zh="语言模型", **kw):
     ("# 1. Demo\n\nA *language-model* (语言模型) assigns.", None),              # space or hyphen
     ("# 1. Demo\n\nA *large language model* (大语言模型).", "first use lacks"),   # the term inside another
     ("# 1. Demo\n\nA *neural language modeller*.", "not used"),                # not a whole word
+    ("# 1. Demo\n\nA *language model head (语言模型头)*.", "(语言模型头) is not in"),   # the head of a glossed
+    ("# 1. Demo\n\nA *language model head (模型头)*.", "first use lacks"),          # phrase: only its own term
     ("# 1. Demo\n\nA *language model* (语言模型) and a *corpus* (语料库).", "(语料库) is not in"),
     ("# 1. Demo\n\nA *language model* (语言模型, LM), the moon 月 (\"moon\").", None),
 ])

@@ -80,3 +80,12 @@ def test_minimal_pairs(lang):
         lang.minimal_pairs(0, 1)
     with pytest.raises(RuntimeError):
         lang.minimal_pairs(40, 1, max_samples=200)
+
+
+def test_every_word_that_can_follow_the_article_a_starts_with_a_consonant():
+    # "a" is followed by a singular noun or an adjective; "a old horse" was once in the book.
+    lang = TinyLang()
+    sentences = [s.tokens for s in lang.sample(3000, seed=5)]
+    after_a = {s[i + 1] for s in sentences for i, w in enumerate(s[:-1]) if w == "a"}
+    assert len(after_a) > 10
+    assert not [w for w in after_a if w[0] in "aeiou"], after_a

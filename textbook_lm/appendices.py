@@ -42,7 +42,7 @@ __all__ = ["load_glossary", "load_factchecks", "prose", "check_glossary", "check
 GLOSSARY_PAGE = "book/appendix_b_glossary.md"
 FACTCHECK_PAGE = "book/appendix_c_fact_checks.md"
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_GLOSSARY_KEYS = {"en", "zh", "chapter", "definition", "forms"}
+_GLOSSARY_KEYS = {"en", "zh", "chapter", "definition", "forms", "plain_before"}
 _FACT_KEYS = {"claim", "found", "truth", "chapter", "section", "test"}
 
 
@@ -72,9 +72,12 @@ def load_glossary(path: str | Path) -> list[dict]:
     """Read and validate ``glossary.yml``: required fields, one entry per English term, CJK in ``zh``."""
     entries, seen = _yaml(path), {}
     for i, e in enumerate(entries):
-        _require(path, i, e, _GLOSSARY_KEYS, {"forms"})
+        _require(path, i, e, _GLOSSARY_KEYS, {"forms", "plain_before"})
         if not _CJK.search(e["zh"]):
             raise ValueError(f"{path}: {e['en']!r} has no Chinese characters in zh={e['zh']!r}")
+        plain = e.setdefault("plain_before", [])     # earlier chapters that use the word only in another sense
+        if not isinstance(plain, list) or not all(isinstance(n, int) and 0 <= n < e["chapter"] for n in plain):
+            raise ValueError(f"{path}: {e['en']!r}: 'plain_before' must list chapters before {e['chapter']}")
         forms = e.setdefault("forms", [])
         if not isinstance(forms, list) or not all(isinstance(f, str) and f for f in forms):
             raise ValueError(f"{path}: {e['en']!r}: 'forms' must be a list of strings")
@@ -130,6 +133,7 @@ def _term_regex(forms: list[str]) -> re.Pattern:
 
 
 _PAREN = re.compile(r"^[*_]{0,3}\s?[(（]([^()（）]*)[)）]")
+_PHRASE_PAREN = re.compile(r"^[\w -]{1,40}?[*_]{0,3}\s?[(（]([^()（）]*)[)）]")
 _ZH_AFTER_WORD = re.compile(r"[A-Za-z0-9][*_]{0,3}\s?[(（]([^()（）]*[\u3400-\u9fff][^()（）]*)[)）]")
 
 
@@ -143,8 +147,8 @@ def check_glossary(root: str | Path, entries: list[dict], chapters: set[int] | N
     ``chapters`` limits the check to those chapters' terms and prose (default: all).
     """
     root, problems = Path(root), []
-    texts = {n: [prose(t) for t in _markdown(p)] for n, p in _chapters(root).items()
-             if chapters is None or n in chapters}
+    every = {n: [prose(t) for t in _markdown(p)] for n, p in _chapters(root).items()}
+    texts = {n: t for n, t in every.items() if chapters is None or n in chapters}
     for e in entries:
         if chapters is not None and e["chapter"] not in chapters:
             continue
@@ -153,13 +157,21 @@ def check_glossary(root: str | Path, entries: list[dict], chapters: set[int] | N
             problems.append(f"{where}: no notebook book/{e['chapter']:02d}_*.ipynb")
             continue
         rx = _term_regex([e["en"], *e["forms"]])
+        earlier = next((n for n in sorted(every) if n < e["chapter"] and n not in e["plain_before"]
+                        and any(rx.search(t) for t in every[n])), None)
+        if earlier is not None:       # the reader meets the term first there: that is where it is introduced
+            problems.append(f"{where}: the term is already used in chapter {earlier}'s prose; introduce it there")
+            continue
         hit = next(((t, m) for t in texts[e["chapter"]] for m in [rx.search(t)] if m), None)
         if hit is None:
             problems.append(f"{where}: the term is not used in the chapter's prose")
             continue
         text, m = hit
-        paren = _PAREN.match(text[m.end():])
-        if paren is None or e["zh"] not in _zh_parts(paren.group(1)):
+        paren, ok = _PAREN.match(text[m.end():]), lambda part: part == e["zh"]
+        if paren is None and m.start() > 0 and text[m.start() - 1] in "*_":
+            # the head of a glossed phrase whose Chinese starts with the term's: *embedding table (嵌入表)*
+            paren, ok = _PHRASE_PAREN.match(text[m.end():]), lambda part: part.startswith(e["zh"])
+        if paren is None or not any(ok(part) for part in _zh_parts(paren.group(1))):
             context = text[max(0, m.start() - 30): m.end() + 30].replace("\n", " ")
             problems.append(f"{where}: first use lacks ({e['zh']}) right after it: ...{context}...")
     known = {e["zh"] for e in entries}
