@@ -1,5 +1,6 @@
 """Distillation (Chapter 11): the KD loss against hand-written KL, the T^2 factor, hidden-state
 losses, initialisation from the teacher's layers and the student wrapper for the training loop."""
+import copy
 import math
 
 import pytest
@@ -145,3 +146,70 @@ def test_the_distiller_trains_only_the_student_and_validates_its_own_loss():
     after = distill.soft_kl(student.eval()(probe), teacher(probe)).item()
     assert before > 0.5 and after < 0.3 * before
     assert all(torch.equal(a, b) for a, b in zip(frozen, teacher.parameters()))
+
+
+def test_a_student_copied_from_a_frozen_teacher_is_trainable():
+    teacher = _gpt()
+    distill.Distiller(_gpt(1), teacher)                     # freezes the teacher
+    student = distill.student_from_teacher(teacher, [0])
+    assert all(p.requires_grad for p in student.parameters()) and student.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_teacher_targets_hold_the_teachers_logits_and_give_the_same_loss_as_a_live_teacher():
+    teacher, student = _gpt(), _gpt(1, seed=1)
+    ids = torch.randint(0, 11, (200,), generator=torch.Generator().manual_seed(0))
+    targets = distill.TeacherTargets(ids, teacher, seq_len=16, batch_size=5)
+    assert targets.x.shape == (12, 16) and targets.logits.shape == (12, 16, 11)
+    assert torch.equal(targets.y[:, :-1], targets.x[:, 1:])
+    with torch.no_grad():
+        assert torch.allclose(targets.logits.float(), teacher(targets.x), atol=1e-2)   # stored in float16
+    x, (y, logits) = targets.batch(4, 16, generator=torch.Generator().manual_seed(1))
+    d = distill.Distiller(student, teacher, T=2.0, alpha=0.5).train()
+    cached, live = d.loss(x, (y, logits)), d.loss(x, y)
+    assert cached.item() == pytest.approx(live.item(), abs=1e-3)
+    with pytest.raises(ValueError, match="random windows of 16"):
+        targets.batch(4, 8)
+    alone = distill.Distiller(student, teacher, alpha=0.0).train()          # alpha 0: hard labels only
+    assert alone.loss(x, (y, logits)).item() == pytest.approx(F.cross_entropy(student(x).reshape(-1, 11),
+                                                                              y.reshape(-1)).item(), abs=1e-5)
+
+
+def _bert(n_layer=2, seed=0):
+    torch.manual_seed(seed)
+    return BERT(BertConfig(vocab_size=20, block_size=12, n_layer=n_layer, n_head=2, n_embd=16, dropout=0.0)).eval()
+
+
+def _mlm_batch():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 20, (3, 12), generator=g)
+    ids[2, 9:] = 0                                                           # padding
+    labels = torch.full_like(ids, -100)
+    labels[:, 2], labels[:, 5] = ids[:, 2], ids[:, 5]
+    ids[:, 2] = 4                                                            # [MASK]-like
+    return (ids, torch.zeros_like(ids)), (labels, torch.full((3,), -100))
+
+
+def test_bert_triple_loss_adds_its_terms_and_each_weight_removes_one():
+    teacher = _bert()
+    student = distill.student_from_teacher(teacher, [0])
+    x, y = _mlm_batch()
+    terms = {}
+    for name, w in (("soft", (1, 0, 0)), ("mlm", (0, 1, 0)), ("cos", (0, 0, 1)), ("all", (1, 1, 1))):
+        terms[name] = distill.BertDistiller(student, teacher, 2.0, *w).train().loss(x, y).item()
+    assert terms["all"] == pytest.approx(terms["soft"] + terms["mlm"] + terms["cos"], rel=1e-5)
+    assert all(terms[k] > 0 for k in ("soft", "mlm", "cos"))
+    same = distill.BertDistiller(copy.deepcopy(teacher), teacher, 2.0, 1, 0, 1).train()
+    assert same.loss(x, y).item() == pytest.approx(0.0, abs=1e-5)            # a copy of the teacher: no KL, cos 1
+    assert distill.BertDistiller(student, teacher).eval().loss(x, y).item() == pytest.approx(terms["mlm"], rel=1e-5)
+    with pytest.raises(ValueError):
+        distill.BertDistiller(student, teacher, 2.0, 0, 0, 0)
+
+
+def test_logit_bias_shifts_one_token_only():
+    model = _gpt(1)
+    x = torch.randint(0, 11, (2, 5))
+    with torch.no_grad():
+        diff = distill.LogitBias(model, 3, 2.5)(x) - model(x)
+    assert torch.allclose(diff[..., 3], torch.full((2, 5), 2.5))
+    assert torch.equal(diff[..., [0, 1, 2, 4, 5]], torch.zeros(2, 5, 5))

@@ -14,7 +14,8 @@
   :func:`student_from_teacher`.
 * One loop for students: :class:`Distiller` wraps student and frozen teacher so that
   :func:`textbook_lm.train.train` trains the student on the distillation loss and validates
-  it on its own next-token loss.
+  it on its own next-token loss; :class:`TeacherTargets` computes the teacher's logits on a
+  transfer set once, so that each training step runs the student only.
 
 Shapes: logits ``(..., V)``; targets ``(...)`` with -100 where nothing is predicted.
 """
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from textbook_lm.checks import check_number
 
 __all__ = ["soften", "soft_kl", "kd_loss", "hidden_cosine_loss", "HiddenProjector", "hidden_mse_loss",
-           "student_from_teacher", "Distiller"]
+           "student_from_teacher", "TeacherTargets", "Distiller", "BertDistiller", "LogitBias"]
 
 
 def soften(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
@@ -125,7 +126,42 @@ def student_from_teacher(teacher: nn.Module, layers: Sequence[int] | None = None
     student = copy.deepcopy(teacher)
     student.blocks = nn.ModuleList(student.blocks[i] for i in layers)
     student.cfg = dataclasses.replace(teacher.cfg, n_layer=len(layers))
-    return student
+    for p in student.parameters():                               # a frozen teacher gives a trainable student
+        p.requires_grad_(True)
+    return student.train()
+
+
+class TeacherTargets:
+    """A transfer set with the teacher's logits computed once ("offline" distillation): the
+    token stream ``ids`` cut into non-overlapping windows of ``seq_len``, each stored with the
+    teacher's logits (float16). ``batch`` draws random windows like a
+    :class:`textbook_lm.train.TokenStream` and returns ``(x, (y, teacher_logits))``, which
+    :class:`Distiller` reads instead of running the teacher at every step."""
+
+    def __init__(self, ids, teacher: nn.Module, seq_len: int, batch_size: int = 64):
+        ids = torch.as_tensor(ids, dtype=torch.long).flatten()
+        n = (len(ids) - 1) // seq_len
+        if n < 1:
+            raise ValueError(f"a stream of {len(ids)} tokens holds no window of {seq_len} + 1 tokens")
+        idx = torch.arange(n)[:, None] * seq_len + torch.arange(seq_len)
+        self.x, self.y, self.seq_len = ids[idx], ids[idx + 1], seq_len
+        dev = next(teacher.parameters()).device
+        was_training = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            self.logits = torch.cat([teacher(self.x[i:i + batch_size].to(dev)).half().cpu()
+                                     for i in range(0, n, batch_size)])
+        teacher.train(was_training)
+
+    def __len__(self) -> int:
+        return self.x.numel() + 1
+
+    def batch(self, batch_size: int, seq_len: int, mode: str = "random", generator: torch.Generator | None = None):
+        if seq_len != self.seq_len or mode != "random":
+            raise ValueError(f"these targets are random windows of {self.seq_len} tokens; asked for "
+                             f"{mode!r} windows of {seq_len}")
+        i = torch.randint(0, len(self.x), (batch_size,), generator=generator)
+        return self.x[i], (self.y[i], self.logits[i])
 
 
 class Distiller(nn.Module):
@@ -151,10 +187,77 @@ class Distiller(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.student(x)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y) -> torch.Tensor:
+        """``y``: the targets, or ``(targets, teacher logits)`` from :class:`TeacherTargets`."""
+        y, teacher_logits = y if isinstance(y, (tuple, list)) else (y, None)
         logits = self.student(x)
-        if not self.training:
+        if not self.training or self.alpha == 0:          # the student's own next-token loss
             return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+        if teacher_logits is None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+        return kd_loss(logits, teacher_logits.float(), y, self.T, self.alpha, self.scale)
+
+
+class BertDistiller(nn.Module):
+    """DistilBERT's triple loss for a BERT student: soft targets on the masked positions
+    (``w_soft * T^2 * KL``), the masked-LM loss on the same positions (``w_mlm``) and the
+    cosine between the student's and the teacher's final hidden states at every token that is
+    not padding (``w_cos``; the widths must match). A weight of 0 removes its term (the
+    ablation). Batches are :class:`textbook_lm.mlm.MLMData`'s; in eval mode the loss is the
+    student's own masked-LM loss."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, T: float = 2.0, w_soft: float = 1.0,
+                 w_mlm: float = 1.0, w_cos: float = 1.0):
+        super().__init__()
+        check_number("T", T, lambda v: v > 0, "> 0")
+        for name, w in (("w_soft", w_soft), ("w_mlm", w_mlm), ("w_cos", w_cos)):
+            check_number(name, w, lambda v: v >= 0, ">= 0")
+        if w_soft + w_mlm + w_cos == 0:
+            raise ValueError("at least one of w_soft, w_mlm and w_cos must be > 0")
+        self.student, self.T, self.w = student, T, (w_soft, w_mlm, w_cos)
+        self._teacher = [teacher.eval()]
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+    def forward(self, ids: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        return self.student(ids, segments)
+
+    def loss(self, x, y) -> torch.Tensor:
+        (ids, segments), (labels, _) = x, y
+        h = self.student(ids, segments)
+        sel = labels != -100                                       # the masked positions
+        logits = self.student.mlm_logits(h[sel])                   # (N, V)
+        mlm = F.cross_entropy(logits.float(), labels[sel])
+        if not self.training:
+            return mlm
         with torch.no_grad():
-            teacher_logits = self.teacher(x)
-        return kd_loss(logits, teacher_logits, y, self.T, self.alpha, self.scale)
+            h_t = self.teacher(ids, segments)
+            teacher_logits = self.teacher.mlm_logits(h_t[sel])
+        w_soft, w_mlm, w_cos = self.w
+        loss = w_mlm * mlm
+        if w_soft:
+            loss = loss + w_soft * soft_kl(logits, teacher_logits, self.T) * self.T ** 2
+        if w_cos:
+            loss = loss + w_cos * hidden_cosine_loss(h, h_t, mask=ids != self.student.cfg.pad_id)
+        return loss
+
+
+class LogitBias(nn.Module):
+    """``model`` with ``bias`` added to one token's logit: Hinton et al.'s correction for a
+    class the transfer set never showed (the student learnt it from soft targets alone, and
+    the hard labels pushed its prior down)."""
+
+    def __init__(self, model: nn.Module, token: int, bias: float):
+        super().__init__()
+        self.model, self.token, self.bias = model, int(token), float(bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        shift = torch.zeros(logits.size(-1), device=logits.device, dtype=logits.dtype)
+        shift[self.token] = self.bias
+        return logits + shift
