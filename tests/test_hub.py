@@ -20,9 +20,11 @@ def test_the_package_ships_every_artefact_the_book_loads():
             "wikitext2-wordpiece-8k", "tang-bpe-4k", "leaderboard", "bert-ablations", "bert-finetune", "tinylang-gpt",
             "gpt-scaling", "bert-probe", "icl-2layer", "icl-1layer", "icl-fixed", "cot-steps", "cot-direct",
             "icl-seeds", "instruct-base", "instruct-sft", "instruct-rm", "instruct-ppo", "instruct-dpo",
-            "instruct-frontier", "instruct-overoptimisation"} <= set(SHIPPED)
+            "instruct-frontier", "instruct-overoptimisation", "tinylang-teacher", "tinylang-student",
+            "distill-temperature", "distill-students", "distill-transfer", "distill-omitted", "distill-bert",
+            "distill-compression"} <= set(SHIPPED)
     total = sum(f.stat().st_size for f in hub.SHIPPED_DIR.rglob("*") if f.is_file())
-    assert total < 40_000_000                                        # the book's budget for shipped files
+    assert total < 43_000_000    # the book's budget for shipped files (+3 MB for Chapter 11's teacher and student)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

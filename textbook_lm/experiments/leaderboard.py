@@ -1,6 +1,6 @@
 """Recompute the leaderboard's entries from the chapters' experiments.
 
-``python -m textbook_lm.experiments.leaderboard reproduce [ngram nnlm gpt bert icl align]`` reruns the
+``python -m textbook_lm.experiments.leaderboard reproduce [ngram nnlm gpt bert icl align distill]`` reruns the
 named sources (all by default) and writes the board into ``--out DIR`` (default
 ``./artefacts/leaderboard``), or into the package's copy with ``--into-package``
 (``make leaderboard``). ``... show [BENCHMARK]`` prints the stored tables.
@@ -18,7 +18,8 @@ __all__ = ["SOURCES", "reproduce", "main"]
 # name -> the experiments module whose leaderboard_entries() produces it; one per chapter that trains models
 SOURCES = {"ngram": "textbook_lm.experiments.ngram", "nnlm": "textbook_lm.experiments.nnlm",
            "gpt": "textbook_lm.experiments.gpt", "bert": "textbook_lm.experiments.bert",
-           "icl": "textbook_lm.experiments.icl", "align": "textbook_lm.experiments.align"}
+           "icl": "textbook_lm.experiments.icl", "align": "textbook_lm.experiments.align",
+           "distill": "textbook_lm.experiments.distill"}
 
 
 def reproduce(sources: list[str] | None = None,
