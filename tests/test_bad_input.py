@@ -23,6 +23,7 @@ import torch.nn as nn
 from textbook_lm import attention as A
 from textbook_lm import bert, finetune, gpt, hub, leaderboard, mlm, ngram_counts, nnlm, utils
 from textbook_lm import embeddings as E
+from textbook_lm import evaluate as ev
 from textbook_lm.checks import check_int, check_number
 from textbook_lm.experiments import bert as x_bert
 from textbook_lm.experiments import gpt as x_gpt
@@ -442,6 +443,31 @@ CASES = [
                  id="tasks-decode-out-of-vocab"),
     pytest.param(lambda: tasks.Reverse(min_len=1, max_len=1, n_symbols=2).examples(5, 0), ValueError,
                  "cannot produce 5 distinct", id="tasks-too-few-distinct"),
+
+    # ------------------------------------------------------------------ evaluate
+    pytest.param(lambda: ev.bits_per_char(3.0, ""), ValueError, "the text is empty", id="evaluate-bpc-empty"),
+    pytest.param(lambda: ev.bits_per_byte(-1.0, "abc"), ValueError, "total_nats must be >= 0", id="evaluate-bpb-neg"),
+    pytest.param(lambda: ev.confusion_matrix([0, 1], [0]), ValueError, "differ in length", id="evaluate-cm-lengths"),
+    pytest.param(lambda: ev.precision_recall_f1([0, -1], [0, 1]), ValueError, "class ids >= 0", id="evaluate-f1-neg"),
+    pytest.param(lambda: ev.exact_match(3, "a"), TypeError, "strings", id="evaluate-em-type"),
+    pytest.param(lambda: ev.token_f1("a", [None]), TypeError, "strings", id="evaluate-f1-type"),
+    pytest.param(lambda: ev.bleu(["a b"], ["a", "b"]), ValueError, "references for each", id="evaluate-bleu-refs"),
+    pytest.param(lambda: ev.chrf(["a"], []), ValueError, "references for each", id="evaluate-chrf-refs"),
+    pytest.param(lambda: ev.bootstrap_ci([1.0]), ValueError, "at least two values", id="evaluate-bootstrap-short"),
+    pytest.param(lambda: ev.paired_bootstrap([1, 0], [1]), ValueError, "the same items", id="evaluate-paired-lengths"),
+    pytest.param(lambda: ev.reliability([1.5], [1]), ValueError, r"in \[0, 1\]", id="evaluate-reliability-range"),
+    pytest.param(lambda: ev.flops_per_token(-5), ValueError, "n_params must be >= 0", id="evaluate-flops-neg"),
+    pytest.param(lambda: ev.chinchilla_allocation(0), ValueError, "compute must be > 0", id="evaluate-chinchilla-zero"),
+    pytest.param(lambda: ev.fit_power_law([1, 2], [1, 2], floor=1.5), ValueError, "y > floor",
+                 id="evaluate-power-below-floor"),
+    pytest.param(lambda: ev.fit_power_law([2, 2], [1, 2]), ValueError, "two distinct x", id="evaluate-power-one-x"),
+    pytest.param(lambda: ev.ngram_overlap([["a"]], [["a"]], n=0), ValueError, "n must be >= 1",
+                 id="evaluate-overlap-n"),
+    pytest.param(lambda: ev.ngram_overlap([], [["a"]]), ValueError, "test is empty", id="evaluate-overlap-empty"),
+    pytest.param(lambda: ev.weat(np.ones((2, 2)), np.ones((3, 2)), np.ones((1, 2)), np.ones((1, 2))), ValueError,
+                 "same size", id="evaluate-weat-sizes"),
+    pytest.param(lambda: ev.weat(np.ones(2), np.ones(2), np.ones((1, 2)), np.ones((1, 2))), ValueError,
+                 "2-D array", id="evaluate-weat-1d"),
 
     # ------------------------------------------------------------------ data.corpora
     pytest.param(lambda: corpora.get("wikitext-103"), KeyError, "unknown corpus", id="corpora-unknown-name"),

@@ -128,3 +128,57 @@ def test_bootstrap_and_paired_test():
     assert better["p_value"] < 0.01 and better["low"] > 0
     same = ev.paired_bootstrap(a, a + rng.normal(0, 0.05, 200), n_boot=2000)
     assert same["p_value"] > 0.05
+
+
+def test_power_law_fit_recovers_the_exponent_with_and_without_a_floor():
+    n = np.array([1e3, 1e4, 1e5, 1e6])
+    out = ev.fit_power_law(n, 3.0 * n ** -0.25)
+    assert out["a"] == pytest.approx(3.0) and out["alpha"] == pytest.approx(0.25)
+    out = ev.fit_power_law(n, 1.5 + 40.0 * n ** -0.4, floor=1.5)
+    assert out["a"] == pytest.approx(40.0) and out["alpha"] == pytest.approx(0.4)
+    with pytest.raises(ValueError):
+        ev.fit_power_law(n, 1.0 + n ** -0.4, floor=2.0)       # below the floor: no logarithm
+    with pytest.raises(ValueError):
+        ev.fit_power_law([5.0, 5.0], [1.0, 2.0])             # one distinct x: no slope
+
+
+def test_ngram_overlap_flags_shared_ngrams_and_checks_short_items_whole():
+    train = [list("abcdefgh"), list("xy")]
+    test = [list("zzcdefzz"), list("cdez"), list("xy"), list("qrstuv")]
+    out = ev.ngram_overlap(test, train, n=4)
+    assert out["flagged"] == [0, 2] and out["share"] == pytest.approx(0.5)
+    assert ev.ngram_overlap(test, train, n=3)["flagged"] == [0, 1, 2]
+
+
+def test_weat_by_hand_and_its_permutation_p_value():
+    # two dimensions: targets X point towards attribute A, targets Y towards B
+    A, B = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    X = np.array([[1.0, 0.1], [1.0, 0.2], [1.0, 0.0]])
+    Y = np.array([[0.1, 1.0], [0.2, 1.0], [0.0, 1.0]])
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)
+    s = lambda W: unit(W) @ unit(A).T - unit(W) @ unit(B).T
+    sx, sy = s(X).ravel(), s(Y).ravel()
+    out = ev.weat(X, Y, A, B, n_perm=5000)
+    assert out["statistic"] == pytest.approx(sx.sum() - sy.sum())
+    assert out["effect_size"] == pytest.approx((sx.mean() - sy.mean()) / np.concatenate([sx, sy]).std(ddof=1))
+    # of the 20 ways to split 6 targets into halves, only the observed one is as extreme: p ~ 1/20
+    assert out["p_value"] == pytest.approx(1 / 20, abs=0.015)
+    assert ev.weat(Y, X, A, B, n_perm=2000)["p_value"] > 0.9
+    with pytest.raises(ValueError):
+        ev.weat(X, Y[:2], A, B)
+
+
+def test_bleu_and_chrf_equal_sacrebleu_on_the_chat_models_answers():
+    """The issue's bar: on a corpus of our own outputs (Chapter 10's SFT model answering held-out
+    prompts, sampled), against the bare right answers."""
+    sacrebleu = pytest.importorskip("sacrebleu")
+    from textbook_lm import hub
+    from textbook_lm.experiments import align as runs
+
+    prompts = runs.held_out()[:120]
+    model = hub.load("instruct-sft")[0]
+    hyps = [" ".join(w for w in r if w != "<eos>") for r in runs.respond(model, prompts, seed=3)]
+    refs = [" ".join([*e.answer, "."]) for e in prompts]
+    assert len(set(hyps)) > 50 and sum(h != r for h, r in zip(hyps, refs)) > 20      # varied, not all exact
+    assert ev.bleu(hyps, refs)["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-6)
+    assert ev.chrf(hyps, refs) == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=1e-6)

@@ -12,7 +12,10 @@
 * How sure a number is: :func:`bootstrap_ci` and the paired test :func:`paired_bootstrap`;
   calibration: :func:`reliability` and :func:`expected_calibration_error`.
 * Compute: :func:`flops_per_token` (about 6N to train, 2N to run, plus attention) and
-  :func:`chinchilla_allocation`.
+  :func:`chinchilla_allocation`; scaling laws: :func:`fit_power_law`.
+* Contamination: :func:`ngram_overlap` (which test items share a long n-gram with the training text).
+* Bias probes: :func:`weat`, the word-embedding association test with a permutation p-value
+  (Caliskan et al., 2017).
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from textbook_lm.checks import check_int, check_number
 
 __all__ = ["bits_per_char", "bits_per_byte", "confusion_matrix", "precision_recall_f1", "exact_match", "token_f1",
            "tokenize_13a", "bleu", "chrf", "bootstrap_ci", "paired_bootstrap", "reliability",
-           "expected_calibration_error", "flops_per_token", "training_flops", "chinchilla_allocation"]
+           "expected_calibration_error", "flops_per_token", "training_flops", "chinchilla_allocation",
+           "fit_power_law", "ngram_overlap", "weat"]
 
 LN2 = math.log(2.0)
 
@@ -86,6 +90,8 @@ def precision_recall_f1(y_true, y_pred, n_classes: int | None = None) -> dict:
 
 def _normalise_answer(s: str) -> list[str]:
     """Lower case, no punctuation, no articles (a, an, the), words split on whitespace."""
+    if not isinstance(s, str):
+        raise TypeError(f"answers and predictions are strings, got {type(s).__name__}")
     s = re.sub(r"[^\w\s]", " ", s.lower())
     return [w for w in s.split() if w not in ("a", "an", "the")]
 
@@ -193,7 +199,9 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str], order: int = 6, b
         hc, rc = "".join(h.split()), "".join(rf.split())
         for n in range(1, order + 1):
             hg, rg = _ngrams(hc, n), _ngrams(rc, n)
-            stats[n - 1] += (sum(hg.values()), sum(rg.values()), sum((hg & rg).values()))
+            # as chrF's reference scripts: a reference too short for order n leaves the hypothesis's
+            # n-grams uncounted (nothing could match them), rather than counted as wrong
+            stats[n - 1] += (sum(hg.values()) if rg else 0, sum(rg.values()), sum((hg & rg).values()))
     seen = (stats[:, 0] > 0) & (stats[:, 1] > 0)
     if not seen.any():
         return 0.0
@@ -280,3 +288,68 @@ def chinchilla_allocation(compute: float, tokens_per_param: float = 20.0) -> dic
     c = check_number("compute", compute, lambda v: v > 0, "> 0")
     n = math.sqrt(c / (6.0 * check_number("tokens_per_param", tokens_per_param, lambda v: v > 0, "> 0")))
     return {"params": n, "tokens": tokens_per_param * n}
+
+
+def fit_power_law(x, y, floor: float = 0.0) -> dict:
+    """Least-squares fit of ``y = floor + a * x ** -alpha`` on log-log axes (``x > 0``,
+    ``y > floor``): returns ``{"a", "alpha"}``. ``floor`` is a loss no model can beat (the entropy
+    of the data, when it is known); Kaplan et al. (2020) fit their laws with none."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or np.unique(x).size < 2:
+        raise ValueError("x and y must be 1-D, of equal length, with at least two distinct x")
+    if (x <= 0).any() or (y <= floor).any():
+        raise ValueError(f"need x > 0 and y > floor ({floor}) for a log-log fit")
+    slope, intercept = np.polyfit(np.log(x), np.log(y - floor), 1)
+    return {"a": float(np.exp(intercept)), "alpha": float(-slope)}
+
+
+# ---------------------------------------------------------------------- contamination
+def ngram_overlap(test: Sequence[Sequence], train: Sequence[Sequence], n: int = 13) -> dict:
+    """Which test items share at least one ``n``-gram (of tokens) with the training items, the
+    kind of check GPT-3's authors ran between their benchmarks and training data (Brown et
+    al., 2020, Appendix C: 13-grams to filter the training documents, 8- to 13-grams to
+    measure the overlap that remained).
+    Returns ``{"share", "flagged"}``: the share of test items flagged and their indices.
+    Items shorter than ``n`` tokens are checked whole (as one short n-gram)."""
+    check_int("n", n, 1)
+    if not len(test):
+        raise ValueError("test is empty")
+
+    def grams(seq):
+        seq = tuple(seq)
+        return {seq} if len(seq) < n else {seq[i:i + n] for i in range(len(seq) - n + 1)}
+    seen = set()
+    for seq in train:
+        seen |= grams(seq)
+    flagged = [i for i, seq in enumerate(test) if grams(seq) & seen]
+    return {"share": len(flagged) / len(test), "flagged": flagged}
+
+
+# ---------------------------------------------------------------------- bias probes
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    if v.ndim != 2 or v.shape[0] < 1:
+        raise ValueError("each word set must be a 2-D array (words x dimensions) with at least one row")
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def weat(X, Y, A, B, n_perm: int = 10_000, seed: int = 0) -> dict:
+    """The word-embedding association test (Caliskan et al., 2017). ``X``, ``Y``: vectors of two
+    target sets (e.g. male and female words), ``A``, ``B``: of two attribute sets (e.g. career
+    and family words), one row per word. A word's association is its mean cosine with ``A``
+    minus its mean cosine with ``B``. Returns the statistic (sum over ``X`` minus sum over
+    ``Y``), the effect size (difference of the two means over the standard deviation of all
+    targets' associations) and the one-sided p-value: the share of equal-size re-partitions of
+    ``X`` and ``Y`` (``n_perm`` random ones) whose statistic is at least as large."""
+    X, Y, A, B = map(_unit, (X, Y, A, B))
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"the target sets must be the same size, got {X.shape[0]} and {Y.shape[0]}")
+    T = np.vstack([X, Y])
+    s = (T @ A.T).mean(1) - (T @ B.T).mean(1)              # every target word's association
+    k = X.shape[0]
+    stat = s[:k].sum() - s[k:].sum()
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((check_int("n_perm", n_perm, 1), 2 * k)), axis=1)
+    null = s[perms[:, :k]].sum(1) - s[perms[:, k:]].sum(1)
+    return {"statistic": float(stat), "effect_size": float((s[:k].mean() - s[k:].mean()) / s.std(ddof=1)),
+            "p_value": float((np.sum(null >= stat) + 1) / (n_perm + 1))}

@@ -24,7 +24,7 @@ from textbook_lm.bert import BERT, BertClassifier, BertConfig
 from textbook_lm.train import TrainConfig, train
 from textbook_lm.utils import cross_entropy, eval_mode
 
-__all__ = ["ClassificationData", "Task", "predict", "accuracy", "group_accuracy", "FINETUNE", "fine_tune",
+__all__ = ["ClassificationData", "Task", "predict", "probabilities", "accuracy", "group_accuracy", "FINETUNE", "fine_tune",
            "majority_baseline", "logistic_regression", "bag_of_words_baseline", "features", "linear_probe",
            "mean_ci"]
 
@@ -106,6 +106,14 @@ def predict(model: nn.Module, data: ClassificationData) -> torch.Tensor:
         return torch.cat([model(x.to(dev), s.to(dev)).argmax(-1).cpu() for (x, s), _ in data.windows()])
 
 
+@torch.no_grad()
+def probabilities(model: nn.Module, data: ClassificationData) -> torch.Tensor:
+    """``(N, classes)``: the predicted distribution over classes of every example, in order."""
+    dev = next(model.parameters()).device
+    with eval_mode(model):
+        return torch.cat([model(x.to(dev), s.to(dev)).softmax(-1).cpu() for (x, s), _ in data.windows()])
+
+
 def accuracy(model: nn.Module, data: ClassificationData) -> float:
     return (predict(model, data) == data.labels).float().mean().item()
 
@@ -148,10 +156,11 @@ def _counts(data: ClassificationData, V: int) -> torch.Tensor:
 
 
 def logistic_regression(xs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], n_classes: int,
-                        weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300) -> dict:
+                        weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300, return_probs: bool = False) -> dict:
     """Multinomial logistic regression on features ``xs["train"]`` (N, D), fit by L-BFGS with an
     L2 penalty whose strength is chosen on ``xs["val"]``; returns test accuracy (on ``xs["test"]``),
-    the chosen strength and its validation accuracy."""
+    the chosen strength and its validation accuracy (with ``return_probs``, also ``"probs"``: the
+    test examples' predicted class distributions, ``(N, classes)``)."""
     best = None
     for wd in weight_decays:
         torch.manual_seed(0)
@@ -167,9 +176,10 @@ def logistic_regression(xs: dict[str, torch.Tensor], labels: dict[str, torch.Ten
         opt.step(closure)
         with torch.no_grad():
             val = (lin(xs["val"]).argmax(-1) == labels["val"]).float().mean().item()
-            test = (lin(xs["test"]).argmax(-1) == labels["test"]).float().mean().item()
+            probs = lin(xs["test"]).softmax(-1)
+            test = (probs.argmax(-1) == labels["test"]).float().mean().item()
         if best is None or val > best["val_accuracy"]:
-            best = {"accuracy": test, "weight_decay": wd, "val_accuracy": val}
+            best = {"accuracy": test, "weight_decay": wd, "val_accuracy": val, **({"probs": probs} if return_probs else {})}
     return best
 
 
@@ -178,14 +188,15 @@ def _labels(task: Task, train: torch.Tensor | None = None) -> dict[str, torch.Te
             "val": task.val.labels, "test": task.test.labels}
 
 
-def bag_of_words_baseline(task: Task, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300) -> dict:
+def bag_of_words_baseline(task: Task, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1), steps: int = 300,
+                          return_probs: bool = False) -> dict:
     """Logistic regression on log(1 + token counts), order ignored. The L2 strength is chosen
     on the validation split; returns test accuracy, the chosen strength, validation accuracy."""
     V = task.vocab_size
     xs = {k: _counts(getattr(task, k), V) for k in ("train", "val", "test")}
     used = xs["train"].sum(0) > 0                                        # tokens never seen in training carry no weight
     xs = {k: x[:, used] for k, x in xs.items()}
-    return logistic_regression(xs, _labels(task), len(task.classes), weight_decays, steps)
+    return logistic_regression(xs, _labels(task), len(task.classes), weight_decays, steps, return_probs)
 
 
 @torch.no_grad()

@@ -94,24 +94,28 @@ SWEEP_TRAIN = dict(steps=1500, batch_size=12, seq_len=64, lr=1e-3, warmup=100, m
                    betas=(0.9, 0.99), grad_clip=1.0, eval_every=150, eval_batches=40)
 
 
-def scaling_sweep(progress: bool = False) -> list[dict]:
-    """Train :data:`SWEEP_SIZES` on Tiny Shakespeare characters with the same token budget
-    (:data:`SWEEP_TRAIN`, 1.15M tokens) and record, for each, the non-embedding parameters,
-    the validation curve and the final full validation loss."""
+def scaling_sweep(progress: bool = False, sizes: list[tuple[int, int, int]] | None = None,
+                  seeds: tuple[int, ...] = (0,)) -> list[dict]:
+    """Train ``sizes`` (default :data:`SWEEP_SIZES`) on Tiny Shakespeare characters with the same
+    token budget (:data:`SWEEP_TRAIN`, 1.15M tokens), once per seed, and record, for each run, the
+    non-embedding parameters, the validation curve and the final full validation loss."""
     tok, train_data, val_data = char_data("shakespeare")
     rows = []
-    for n_layer, n_head, n_embd in SWEEP_SIZES:
-        seed_all(0)
-        model = GPT(GPTConfig(tok.vocab_size, block_size=64, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                              bias=False, activation="gelu"))
-        t0 = time.perf_counter()
-        h = tr.train(model, train_data, val_data, tr.TrainConfig(**SWEEP_TRAIN), progress=progress)
-        rows.append({"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "params": model.num_params(),
-                     "tokens_per_step": h.tokens_per_step, "val_step": h.val_step, "val_loss": h.val_loss,
-                     "final_val_loss": round(tr.evaluate(model.eval(), val_data, 64), 4),
-                     "train_seconds": round(time.perf_counter() - t0, 1)})
-        print(f"{n_layer} x {n_embd}: {rows[-1]['params']:,} params, val {rows[-1]['final_val_loss']:.4f}, "
-              f"{rows[-1]['train_seconds']:.0f} s", flush=True)
+    for seed in seeds:
+        for n_layer, n_head, n_embd in sizes or SWEEP_SIZES:
+            seed_all(seed)
+            model = GPT(GPTConfig(tok.vocab_size, block_size=64, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                                  bias=False, activation="gelu"))
+            t0 = time.perf_counter()
+            h = tr.train(model, train_data, val_data, tr.TrainConfig(**SWEEP_TRAIN, seed=seed), progress=progress)
+            rows.append({"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "params": model.num_params(),
+                         "tokens_per_step": h.tokens_per_step, "val_step": h.val_step, "val_loss": h.val_loss,
+                         "final_val_loss": round(tr.evaluate(model.eval(), val_data, 64), 4),
+                         "train_seconds": round(time.perf_counter() - t0, 1)})
+            if seeds != (0,):
+                rows[-1]["seed"] = seed
+            print(f"{n_layer} x {n_embd} seed {seed}: {rows[-1]['params']:,} params, "
+                  f"val {rows[-1]['final_val_loss']:.4f}, {rows[-1]['train_seconds']:.0f} s", flush=True)
     return rows
 
 
