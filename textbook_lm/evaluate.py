@@ -267,12 +267,13 @@ def expected_calibration_error(confidence, correct, n_bins: int = 10) -> float:
 
 
 # ---------------------------------------------------------------------- compute
-def flops_per_token(n_params: int, n_layer: int = 0, n_ctx: int = 0, d_model: int = 0,
+def flops_per_token(n_params: float, n_layer: int = 0, n_ctx: float = 0, d_model: int = 0,
                     training: bool = True) -> float:
     """Kaplan et al.'s (2020) count: a forward pass costs ``2N + 2 n_layer n_ctx d_model``
     FLOPs per token (the second term is attention over the context); training (forward and
     backward) three times that. ``N`` excludes embeddings in their convention."""
-    forward = 2 * check_int("n_params", n_params, 0) + 2 * n_layer * n_ctx * d_model
+    n = check_number("n_params", n_params, lambda v: v >= 0, ">= 0")
+    forward = 2 * n + 2 * n_layer * check_number("n_ctx", n_ctx, lambda v: v >= 0, ">= 0") * d_model
     return 3 * forward if training else forward
 
 

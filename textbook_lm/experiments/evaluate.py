@@ -234,6 +234,7 @@ def _task_models() -> list[dict]:
                      train_flops=None, flops_per_token=None, train_seconds=rm["train_seconds"], artefact="instruct-rm",
                      note=f"the noisy annotator's own agreement ceiling is {rm['ceiling']:.3f}"))
     for r in rows:
+        r.setdefault("flops_per_token", None)
         if r["artefact"] in ("cot-direct", "cot-steps", "instruct-rm"):
             m = hub.load(r["artefact"]).obj
             r["params"] = sum(p.numel() for p in m.parameters())
