@@ -260,7 +260,8 @@ def reliability(confidence, correct, n_bins: int = 10) -> dict:
 
 
 def expected_calibration_error(confidence, correct, n_bins: int = 10) -> float:
-    """ECE: the average over bins of |accuracy - confidence|, weighted by the bins' shares of the items."""
+    """ECE: the average over bins of the absolute difference between accuracy and mean confidence,
+    weighted by the bins' shares of the items."""
     r = reliability(confidence, correct, n_bins)
     keep = r["count"] > 0
     return float(np.sum(r["count"][keep] * np.abs(r["accuracy"][keep] - r["confidence"][keep])) / r["count"].sum())
